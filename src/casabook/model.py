@@ -1,19 +1,403 @@
-"""Typed Track / Facility / Workshop objects, and the one loader."""
+"""Typed Track / Facility / Workshop objects, and the one loader.
+
+`load_workshop(root)` reads tracks/*.yml and hub-config/*.yml once; everything else in casabook
+takes the objects it returns and never parses YAML again.
+"""
 
 from __future__ import annotations
 
+import datetime as dt
+import re
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Annotated, Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from casabook.errors import CasabookError
+from casabook.yamlfile import KeyPath, YamlFile, read_yaml
+
+TRACKS_DIR = "tracks"
+FACILITIES_DIR = "hub-config"
+NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
+ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+
+PositiveInt = Annotated[int, Field(gt=0)]
+PositiveFloat = Annotated[float, Field(gt=0)]
+
+
+class Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=False)
+
+
+# --- facilities (hub-config/*.yml) ------------------------------------------------------------
+
+
+class Hub(Strict):
+    url: str = Field(description="the hub's public URL, e.g. https://coffea.casa")
+    bind_ip: str = Field("127.0.0.1", description="where the proxy listens; loopback unless the facility says otherwise")
+    start_timeout_seconds: PositiveInt = Field(600, description="how long a server may take to start under a crowd")
+
+    @field_validator("url")
+    @classmethod
+    def _http_url(cls, value: str) -> str:
+        if not re.match(r"^https?://[^/\s]+", value):
+            raise ValueError("expected an http:// or https:// URL")
+        return value.rstrip("/")
+
+
+class Authenticator(Strict):
+    kind: Literal["generic-oidc", "cilogon", "github", "local-oidc"] = Field(
+        description="generic-oidc (CMS IAM, ATLAS IAM), cilogon, github, or local-oidc (the embedded identity provider)")
+    issuer: str | None = Field(None, description="the OIDC issuer URL (generic-oidc); local-oidc fills it at start")
+    client_id: str = Field(description="the OAuth client id registered with the identity provider")
+    client_secret_env: str = Field(description="name of the environment variable holding the client secret (never the secret)")
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    username_claim: str = Field("preferred_username", description="the claim that becomes the JupyterHub user name")
+    groups_claim: str | None = Field(None, description="the claim listing the user's groups")
+    allowed_groups: list[str] = Field(default_factory=list, description="groups whose members may log in")
+    admin_groups: list[str] = Field(default_factory=list, description="groups whose members are organisers (admins)")
+    allowed_idps: list[str] = Field(default_factory=list, description="CILogon identity providers (entity ids) allowed")
+    admin_users: list[str] = Field(default_factory=list, description="organisers: always admitted, never counted against the cap")
+
+    @field_validator("client_secret_env")
+    @classmethod
+    def _env_name(cls, value: str) -> str:
+        if not ENV_NAME_PATTERN.match(value):
+            raise ValueError("expected the NAME of an environment variable (letters, digits, _), not a secret")
+        return value
+
+    @model_validator(mode="after")
+    def _kind_settings(self) -> Authenticator:
+        if self.kind == "generic-oidc" and not self.issuer:
+            raise ValueError("generic-oidc needs 'issuer' (the identity provider's URL)")
+        if self.kind == "cilogon" and not self.allowed_idps:
+            raise ValueError("cilogon needs 'allowed_idps' (at least one identity provider)")
+        return self
+
+
+class Caps(Strict):
+    participants: PositiveInt = Field(description="distinct participants admitted; organisers are not counted")
+    concurrent_servers: PositiveInt = Field(description="servers running at once (JupyterHub active_server_limit)")
+    concurrent_spawns: PositiveInt = Field(20, description="servers starting at once (JupyterHub concurrent_spawn_limit)")
+
+
+class Resources(Strict):
+    cores_per_user: PositiveFloat
+    memory_gib_per_user: PositiveFloat
+    total_cores: PositiveFloat = Field(description="what the facility can give this workshop, all users together")
+    total_memory_gib: PositiveFloat
+
+
+class Spawner(Strict):
+    kind: Literal["local-process", "kubernetes"]
+    image: str | None = Field(None, description="the user image (kubernetes)")
+
+    @model_validator(mode="after")
+    def _image_for_kubernetes(self) -> Spawner:
+        if self.kind == "kubernetes" and not self.image:
+            raise ValueError("kubernetes needs 'image' (the user image)")
+        return self
+
+
+class Facility(Strict):
+    name: str = Field("", description="taken from the file name")
+    title: str
+    hub: Hub
+    authenticator: Authenticator
+    caps: Caps
+    resources: Resources
+    spawner: Spawner
+    kernel: str = Field(description="the kernel name notebooks must declare")
+    packages: dict[str, str] = Field(description="distributions the user image provides: name -> version spec ('' for any)")
+    environment: dict[str, str] = Field(default_factory=dict, description="environment variables a session sees")
+    dask_scheduler: str = Field("", description="the Dask scheduler address; empty means a LocalCluster")
+    data_root: str = Field(description="where the sample files lie: a folder (relative to the repository) or a root:// URL")
+    data_roots: dict[str, str] = Field(default_factory=dict, description="per-dataset roots overriding data_root")
+    servicex_endpoint: str = Field("", description="the ServiceX endpoint, where the facility has one")
+
+    @field_validator("environment")
+    @classmethod
+    def _env_names(cls, value: dict[str, str]) -> dict[str, str]:
+        for key in value:
+            if not ENV_NAME_PATTERN.match(key):
+                raise ValueError(f"{key!r} is not an environment variable name")
+        return value
+
+    @property
+    def is_local(self) -> bool:
+        return self.spawner.kind == "local-process"
+
+    def data_root_for(self, root: Path) -> str:
+        """The data root as a session sees it: URLs as they are, folders made absolute."""
+        if "://" in self.data_root:
+            return self.data_root
+        return str((root / self.data_root).resolve())
+
+    def session_environment(self, root: Path) -> dict[str, str]:
+        """Every variable an attendee's session on this facility sees."""
+        env = dict(self.environment)
+        env["CASABOOK_FACILITY"] = self.name
+        env["CASABOOK_DATA_ROOT"] = self.data_root_for(root)
+        env["DASK_SCHEDULER_ADDRESS"] = self.dask_scheduler
+        if self.servicex_endpoint:
+            env["SERVICEX_ENDPOINT"] = self.servicex_endpoint
+        return env
+
+
+# --- tracks (tracks/*.yml) --------------------------------------------------------------------
+
+
+class Person(Strict):
+    name: str
+    email: str
+
+    @field_validator("email")
+    @classmethod
+    def _email(cls, value: str) -> str:
+        if not re.match(r"^[^@\s]+@[^@\s]+\.[^@\s]+$", value):
+            raise ValueError("expected an e-mail address")
+        return value
+
+
+class NotebookEntry(Strict):
+    path: str = Field(description="the notebook, relative to the repository")
+    title: str
+    minutes: PositiveInt = Field(description="time planned for it in a session")
+
+    @field_validator("path")
+    @classmethod
+    def _ipynb(cls, value: str) -> str:
+        if not value.endswith(".ipynb") or value.startswith("/") or ".." in Path(value).parts:
+            raise ValueError("expected a relative path to an .ipynb file inside the repository")
+        return value
+
+
+class Session(Strict):
+    title: str
+    date: dt.date
+    start: str = Field(description="local start time, quoted: \"09:00\"")
+    timezone: str = Field(description="an IANA time zone, e.g. America/Chicago")
+    minutes: PositiveInt
+    notebooks: list[str] = Field(default_factory=list)
+
+    @field_validator("start", mode="before")
+    @classmethod
+    def _start(cls, value: Any) -> str:
+        if not isinstance(value, str) or not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", value):
+            raise ValueError('expected a quoted 24-hour time "HH:MM" (YAML reads 9:30 unquoted as a number)')
+        return value
+
+    @field_validator("timezone")
+    @classmethod
+    def _timezone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r}; expected an IANA name such as Europe/Zurich") from None
+        return value
+
+    @property
+    def starts_at(self) -> dt.datetime:
+        hour, minute = map(int, self.start.split(":"))
+        return dt.datetime.combine(self.date, dt.time(hour, minute), tzinfo=ZoneInfo(self.timezone))
+
+    @property
+    def ends_at(self) -> dt.datetime:
+        return self.starts_at + dt.timedelta(minutes=self.minutes)
+
+
+class Materials(Strict):
+    repo: str | None = Field(None, description="git URL attendees pull from (default: this repository's origin)")
+    branch: str | None = Field(None, description="branch (default: the current branch)")
+    targetpath: str | None = Field(None, description="folder in the attendee's home (default: the repository's name)")
+
+
+class Track(Strict):
+    name: str = Field("", description="taken from the file name")
+    title: str
+    summary: str
+    audience: str
+    facility: str = Field(description="the name of a hub-config/<name>.yml file")
+    participant_cap: PositiveInt
+    organisers: list[Person] = Field(min_length=1)
+    prerequisites: list[str] = Field(default_factory=list)
+    notebooks: list[NotebookEntry] = Field(min_length=1)
+    schedule: list[Session] = Field(default_factory=list)
+    materials: Materials = Field(default_factory=Materials)
+
+    def notebook(self, path: str) -> NotebookEntry | None:
+        return next((entry for entry in self.notebooks if entry.path == path), None)
+
+
+# --- the workshop -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Workshop:
+    root: Path
+    tracks: dict[str, Track]
+    facilities: dict[str, Facility]
+
+    def facility_of(self, track: Track) -> Facility:
+        return self.facilities[track.facility]
+
+    def track_of(self, notebook_path: str) -> Track | None:
+        return next((t for t in self.tracks.values() if t.notebook(notebook_path)), None)
+
+    def select_tracks(self, names: list[str] | None) -> list[Track]:
+        if not names:
+            return list(self.tracks.values())
+        unknown = [name for name in names if name not in self.tracks]
+        if unknown:
+            raise CasabookError("unknown-track", f"no track {unknown[0]!r}; known: {', '.join(self.tracks)}",
+                                key="--track")
+        return [self.tracks[name] for name in names]
+
+    def facility(self, name: str, *, key: str = "--facility") -> Facility:
+        if name not in self.facilities:
+            raise CasabookError("unknown-facility",
+                                f"no facility {name!r}; known: {', '.join(self.facilities)}", key=key)
+        return self.facilities[name]
 
 
 def find_root(start: Path | None = None) -> Path:
     """The workshop repository: the nearest folder at or above `start` holding tracks/ and hub-config/."""
     here = (start or Path.cwd()).resolve()
     for folder in (here, *here.parents):
-        if (folder / "tracks").is_dir() and (folder / "hub-config").is_dir():
+        if (folder / TRACKS_DIR).is_dir() and (folder / FACILITIES_DIR).is_dir():
             return folder
     raise CasabookError(
         "no-workshop",
-        f"no workshop repository at or above {here}: expected folders tracks/ and hub-config/ (use --root)",
+        f"no workshop repository at or above {here}: expected folders {TRACKS_DIR}/ and {FACILITIES_DIR}/ (use --root)",
     )
+
+
+def _explain(error: dict[str, Any], model: type[BaseModel], loc: KeyPath) -> str:
+    kind = error["type"]
+    if kind == "extra_forbidden":
+        owner = _model_at(model, loc[:-1])
+        known = ", ".join(owner.model_fields) if owner else ""
+        return f"unknown key; expected one of: {known}" if known else "unknown key"
+    if kind == "missing":
+        return "missing required key"
+    message = error["msg"].removeprefix("Value error, ")
+    if "input" in error and kind not in ("value_error",) and not isinstance(error["input"], (dict, list)):
+        message += f" (got {error['input']!r})"
+    return message
+
+
+def _model_at(model: type[BaseModel], loc: KeyPath) -> type[BaseModel] | None:
+    """The model class that holds the key at `loc` (to list its allowed keys)."""
+    current: Any = model
+    for part in loc:
+        if isinstance(part, int):
+            continue
+        if not (isinstance(current, type) and issubclass(current, BaseModel)) or part not in current.model_fields:
+            return None
+        annotation = current.model_fields[part].annotation
+        for candidate in (annotation, *getattr(annotation, "__args__", ())):
+            if isinstance(candidate, type) and issubclass(candidate, BaseModel):
+                current = candidate
+                break
+            inner = getattr(candidate, "__args__", ())
+            found = next((c for c in inner if isinstance(c, type) and issubclass(c, BaseModel)), None)
+            if found:
+                current = found
+                break
+        else:
+            return None
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _parse(model: type[Strict], doc: YamlFile, name: str) -> Any:
+    if not isinstance(doc.data, dict):
+        raise doc.error("not-a-mapping", (), f"expected a mapping of keys at the top of the file, got {type(doc.data).__name__}")
+    if "name" in doc.data:
+        raise doc.error("name-from-file", ("name",), f"remove this key: the name is the file name ({name!r})")
+    if not NAME_PATTERN.match(name):
+        raise doc.error("bad-file-name", (), "file names must be lower-case letters, digits and dashes (they become names)")
+    try:
+        return model.model_validate({**doc.data, "name": name})
+    except ValidationError as error:
+        first = error.errors()[0]
+        loc = tuple(part for part in first["loc"] if part != "name" or len(first["loc"]) > 1)
+        raise doc.error("invalid", loc, _explain(first, model, loc)) from None
+
+
+def load_facility(path: Path, root: Path) -> Facility:
+    doc = read_yaml(path, str(path.relative_to(root)))
+    return _parse(Facility, doc, path.stem)
+
+
+def _yaml_files(folder: Path) -> list[Path]:
+    return sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
+
+
+def load_workshop(root: Path | None = None) -> Workshop:
+    """Read every track and facility file once, check them against each other, and return the workshop."""
+    root = find_root(root)
+    facilities: dict[str, Facility] = {}
+    for path in _yaml_files(root / FACILITIES_DIR):
+        facilities[path.stem] = load_facility(path, root)
+    if not facilities:
+        raise CasabookError("no-facilities", f"no facility files (*.yml) in {FACILITIES_DIR}/", file=FACILITIES_DIR)
+
+    tracks: dict[str, Track] = {}
+    docs: dict[str, YamlFile] = {}
+    for path in _yaml_files(root / TRACKS_DIR):
+        doc = read_yaml(path, str(path.relative_to(root)))
+        tracks[path.stem] = _parse(Track, doc, path.stem)
+        docs[path.stem] = doc
+    if not tracks:
+        raise CasabookError("no-tracks", f"no track files (*.yml) in {TRACKS_DIR}/", file=TRACKS_DIR)
+
+    owner: dict[str, str] = {}
+    load: dict[str, int] = {}
+    for name, track in tracks.items():
+        _check_track(root, track, docs[name], facilities, owner)
+        load[track.facility] = load.get(track.facility, 0) + track.participant_cap
+    for facility_name, seats in load.items():
+        facility = facilities[facility_name]
+        if seats > facility.caps.participants:
+            sharing = [n for n, t in tracks.items() if t.facility == facility_name]
+            doc = docs[sharing[-1]]
+            raise doc.error("cap-above-facility", ("participant_cap",),
+                            f"tracks {', '.join(sharing)} on facility {facility_name!r} admit {seats} participants "
+                            f"together, above its cap of {facility.caps.participants} (hub-config/{facility_name}.yml caps.participants)")
+    return Workshop(root=root, tracks=tracks, facilities=facilities)
+
+
+def _check_track(root: Path, track: Track, doc: YamlFile, facilities: dict[str, Facility],
+                 owner: dict[str, str]) -> None:
+    if track.facility not in facilities:
+        raise doc.error("unknown-facility", ("facility",),
+                        f"no facility {track.facility!r}; expected one of: {', '.join(sorted(facilities))} (files in {FACILITIES_DIR}/)")
+    facility = facilities[track.facility]
+    if track.participant_cap > facility.caps.participants:
+        raise doc.error("cap-above-facility", ("participant_cap",),
+                        f"{track.participant_cap} is above facility {facility.name!r}'s cap of {facility.caps.participants}")
+    listed: set[str] = set()
+    for index, entry in enumerate(track.notebooks):
+        key = ("notebooks", index, "path")
+        if entry.path in listed:
+            raise doc.error("duplicate-notebook", key, f"{entry.path!r} is listed twice in this track")
+        if entry.path in owner:
+            raise doc.error("notebook-in-two-tracks", key,
+                            f"{entry.path!r} already belongs to track {owner[entry.path]!r}; a notebook belongs to one track")
+        if not (root / entry.path).is_file():
+            raise doc.error("notebook-missing", key, f"{entry.path!r} does not exist")
+        listed.add(entry.path)
+        owner[entry.path] = track.name
+    for index, session in enumerate(track.schedule):
+        planned = 0
+        for position, path in enumerate(session.notebooks):
+            entry = track.notebook(path)
+            if entry is None:
+                raise doc.error("unscheduled-notebook", ("schedule", index, "notebooks", position),
+                                f"{path!r} is not listed in this track's notebooks")
+            planned += entry.minutes
+        if planned > session.minutes:
+            raise doc.error("schedule-overflow", ("schedule", index, "minutes"),
+                            f"session of {session.minutes} minutes holds {planned} minutes of notebooks")
