@@ -24,6 +24,31 @@ def _root(args: argparse.Namespace) -> Path:
     return find_root(Path(args.root) if args.root else None)
 
 
+def _cmd_check(args: argparse.Namespace) -> int:
+    from casabook.check import render, run_checks
+    from casabook.model import load_workshop
+
+    findings = run_checks(load_workshop(_root(args)), fix=args.fix)
+    render(findings, Console())
+    return 1 if any(f.status == "error" for f in findings) else 0
+
+
+def _cmd_links(args: argparse.Namespace) -> int:
+    from casabook.links import broken_links, render_links, track_links
+    from casabook.model import load_workshop
+
+    workshop = load_workshop(_root(args))
+    links = [link for track in workshop.select_tracks(args.track)
+             for link in track_links(workshop, track, hub_url=args.hub_override, repo=args.repo, branch=args.branch)]
+    broken = broken_links(workshop.root, links)
+    for link, reason in broken:
+        err_console.print(f"[bold red]broken link:[/] {link.track}: {reason}", highlight=False)
+    if broken:
+        return 1
+    print(render_links(links, args.format))
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="casabook",
@@ -34,6 +59,18 @@ def build_parser() -> argparse.ArgumentParser:
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     # --- commands are added below, one block each -------------------------------------------
+
+    check = commands.add_parser("check", help="check tracks, facilities and every notebook (no notebook runs)")
+    check.add_argument("--fix", action="store_true", help="rewrite notebooks' kernelspec to their facility's kernel")
+    check.set_defaults(func=_cmd_check)
+
+    links = commands.add_parser("links", help="print each notebook's nbgitpuller launch link, checked against git")
+    links.add_argument("--track", action="append", help="only this track (repeatable)")
+    links.add_argument("--format", choices=["md", "csv", "json"], default="md")
+    links.add_argument("--hub-override", metavar="URL", help="point every link at this hub instead of the facilities'")
+    links.add_argument("--repo", help="git URL attendees pull from (default: the track's materials, else origin)")
+    links.add_argument("--branch", help="branch attendees pull (default: the track's materials, else the current branch)")
+    links.set_defaults(func=_cmd_links)
 
     return parser
 

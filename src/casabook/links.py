@@ -127,3 +127,28 @@ def broken_links(root: Path, links: list[LaunchLink]) -> list[tuple[LaunchLink, 
         elif _git(root, "cat-file", "-e", f"{ref}:{link.notebook}").returncode != 0:
             broken.append((link, f"{link.notebook} is not committed on branch {branch!r}"))
     return broken
+
+
+def render_links(links: list[LaunchLink], fmt: str) -> str:
+    """Links as Markdown (for e-mails and pages), CSV (for mail merges) or JSON (for tools)."""
+    if fmt == "json":
+        import json
+
+        return json.dumps([{"track": l.track, "notebook": l.notebook, "title": l.title, "facility": l.facility,
+                            "url": l.url} for l in links], indent=2)
+    if fmt == "csv":
+        import csv
+        import io
+
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(["track", "notebook", "title", "facility", "url"])
+        for l in links:
+            writer.writerow([l.track, l.notebook, l.title, l.facility, l.url])
+        return buffer.getvalue().rstrip("\n")
+    lines: list[str] = []
+    for track in dict.fromkeys(l.track for l in links):
+        lines.append(f"## {track}")
+        lines.extend(f"- [{l.title}]({l.url}) ({l.facility})" for l in links if l.track == track)
+        lines.append("")
+    return "\n".join(lines).rstrip("\n")

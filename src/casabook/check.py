@@ -1,0 +1,138 @@
+"""`casabook check`: everything that can be known about the workshop without running a notebook.
+
+The loader's checks (files, keys, cross-references) stop at the first mistake with exit 2; the
+checks here look at every notebook and facility and report all findings in one table.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import nbformat
+from rich.console import Console
+from rich.table import Table
+
+from casabook.imports import missing_packages
+from casabook.model import Facility, Track, Workshop
+
+Status = Literal["ok", "warning", "error"]
+
+
+@dataclass(frozen=True)
+class Finding:
+    check: str
+    subject: str
+    status: Status
+    detail: str
+
+
+def _read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
+    try:
+        notebook = nbformat.read(path, as_version=nbformat.NO_CONVERT)
+        nbformat.validate(notebook)
+    except (nbformat.ValidationError, ValueError, OSError) as error:
+        return None, str(error).splitlines()[0]
+    return notebook, ""
+
+
+def write_notebook_atomically(notebook: nbformat.NotebookNode, path: Path) -> None:
+    """Write beside the target and rename, so an interrupted write never leaves half a notebook."""
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8") as stream:
+            nbformat.write(notebook, stream)
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+
+
+def _kernel_display_name(kernel: str) -> str:
+    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+
+    try:
+        return KernelSpecManager().get_kernel_spec(kernel).display_name
+    except NoSuchKernel:
+        return kernel
+
+
+def check_notebook(workshop: Workshop, track: Track, path: str, *, fix: bool = False) -> list[Finding]:
+    facility = workshop.facility_of(track)
+    notebook, problem = _read_notebook(workshop.root / path)
+    if notebook is None:
+        return [Finding("nbformat", path, "error", f"not a valid notebook: {problem}")]
+    findings = [Finding("nbformat", path, "ok", f"nbformat {notebook.nbformat}.{notebook.nbformat_minor}")]
+
+    declared = notebook.metadata.get("kernelspec", {}).get("name")
+    if declared == facility.kernel:
+        findings.append(Finding("kernel", path, "ok", f"{declared} ({facility.name})"))
+    elif fix:
+        notebook.metadata["kernelspec"] = {"name": facility.kernel, "display_name": _kernel_display_name(facility.kernel),
+                                           "language": "python"}
+        write_notebook_atomically(notebook, workshop.root / path)
+        findings.append(Finding("kernel", path, "ok", f"fixed: {declared!r} -> {facility.kernel!r}"))
+    else:
+        findings.append(Finding("kernel", path, "error",
+                                f"declares kernel {declared!r}; facility {facility.name!r} runs {facility.kernel!r} "
+                                "(casabook check --fix rewrites it)"))
+
+    missing = missing_packages(notebook, facility)
+    if missing:
+        findings.append(Finding("imports", path, "error",
+                                f"imports {', '.join(missing)}, not in facility {facility.name!r}'s packages "
+                                f"(hub-config/{facility.name}.yml packages)"))
+    else:
+        findings.append(Finding("imports", path, "ok", f"all provided by {facility.name}"))
+    return findings
+
+
+def check_capacity(facility: Facility) -> list[Finding]:
+    caps, resources = facility.caps, facility.resources
+    findings = []
+    for what, per_user, total, unit in (
+        ("cores", resources.cores_per_user, resources.total_cores, ""),
+        ("memory", resources.memory_gib_per_user, resources.total_memory_gib, " GiB"),
+    ):
+        needed = caps.participants * per_user
+        detail = f"{caps.participants} participants x {per_user:g}{unit} = {needed:g}{unit} of {total:g}{unit}"
+        findings.append(Finding("capacity", f"{facility.name} {what}", "ok" if needed <= total else "error", detail))
+    return findings
+
+
+def orphan_notebooks(workshop: Workshop) -> list[Finding]:
+    listed = {entry.path for track in workshop.tracks.values() for entry in track.notebooks}
+    on_disk = sorted(str(p.relative_to(workshop.root)) for p in (workshop.root / "notebooks").rglob("*.ipynb")
+                     if ".ipynb_checkpoints" not in p.parts and "output" not in p.parts)
+    return [Finding("tracks", path, "warning", "not listed in any track: attendees will not see it")
+            for path in on_disk if path not in listed]
+
+
+def run_checks(workshop: Workshop, *, fix: bool = False) -> list[Finding]:
+    findings: list[Finding] = []
+    for track in workshop.tracks.values():
+        for entry in track.notebooks:
+            findings.extend(check_notebook(workshop, track, entry.path, fix=fix))
+    for name in sorted({track.facility for track in workshop.tracks.values()}):
+        findings.extend(check_capacity(workshop.facilities[name]))
+    findings.extend(orphan_notebooks(workshop))
+    return findings
+
+
+STYLE = {"ok": "green", "warning": "yellow", "error": "bold red"}
+
+
+def render(findings: list[Finding], console: Console) -> None:
+    table = Table(title="casabook check", show_lines=False)
+    for column in ("check", "subject", "status", "detail"):
+        table.add_column(column, overflow="fold")
+    for finding in findings:
+        table.add_row(finding.check, finding.subject, f"[{STYLE[finding.status]}]{finding.status}[/]", finding.detail)
+    console.print(table)
+    errors = sum(f.status == "error" for f in findings)
+    warnings = sum(f.status == "warning" for f in findings)
+    verdict = "[bold red]not clean[/]" if errors else "[green]clean[/]"
+    console.print(f"{verdict}: {errors} error(s), {warnings} warning(s), {len(findings)} check(s)")
