@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from rich.console import Console
+from rich.markup import escape
 
 from casabook import __version__
 from casabook.errors import CasabookError
@@ -42,7 +43,7 @@ def _cmd_links(args: argparse.Namespace) -> int:
              for link in track_links(workshop, track, hub_url=args.hub_override, repo=args.repo, branch=args.branch)]
     broken = broken_links(workshop.root, links)
     for link, reason in broken:
-        err_console.print(f"[bold red]broken link:[/] {link.track}: {reason}", highlight=False)
+        err_console.print(f"[bold red]broken link:[/] {escape(link.track)}: {escape(reason)}", highlight=False)
     if broken:
         return 1
     print(render_links(links, args.format))
@@ -81,7 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except CasabookError as error:
-        err_console.print(f"[bold red]error:[/] {error.render()}", highlight=False, soft_wrap=True)
+        err_console.print(f"[bold red]error:[/] {escape(error.render())}", highlight=False, soft_wrap=True)
         return error.exit_code
     except KeyboardInterrupt:
         err_console.print("interrupted")

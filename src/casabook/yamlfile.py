@@ -17,6 +17,16 @@ from casabook.errors import CasabookError
 KeyPath = tuple[str | int, ...]
 
 
+class _Loader(yaml.SafeLoader):
+    """SafeLoader that leaves dates as text, so the model checks them and names the key when one is wrong."""
+
+
+_Loader.yaml_implicit_resolvers = {
+    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
 def format_key(path: KeyPath) -> str:
     """('schedule', 1, 'notebooks', 0) -> 'schedule[1].notebooks[0]'."""
     text = ""
@@ -75,8 +85,8 @@ def read_yaml(path: Path, display: str | None = None) -> YamlFile:
     except (OSError, UnicodeDecodeError) as error:
         raise CasabookError("file-unreadable", f"cannot read the file: {error}", file=display) from None
     try:
-        root = yaml.compose(text, Loader=yaml.SafeLoader)
-        data = yaml.safe_load(text)
+        root = yaml.compose(text, Loader=_Loader)
+        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as error:
         mark = getattr(error, "problem_mark", None)
         problem = getattr(error, "problem", None) or str(error).splitlines()[0]
