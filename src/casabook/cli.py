@@ -19,6 +19,11 @@ from casabook.errors import CasabookError
 err_console = Console(stderr=True)
 
 
+def out_console() -> Console:
+    """Tables for a terminal fit it; tables for a log or a pipe are not wrapped at 80 columns."""
+    return Console() if sys.stdout.isatty() else Console(width=200)
+
+
 def _root(args: argparse.Namespace) -> Path:
     from casabook.model import find_root
 
@@ -30,7 +35,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
     from casabook.model import load_workshop
 
     findings = run_checks(load_workshop(_root(args)), fix=args.fix)
-    render(findings, Console())
+    render(findings, out_console())
     return 1 if any(f.status == "error" for f in findings) else 0
 
 
