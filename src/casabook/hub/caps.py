@@ -1,0 +1,197 @@
+"""The participant cap: the first N distinct participants get in, nobody after them.
+
+Organisers (admins) and returning participants always get in. Participant N+1 gets a 403 page
+"This workshop is full (N places)" naming the organisers' contact, and lands on a waiting list the
+organisers can read (a JSON-lines file, and the admin-only page /hub/api/casabook/cap).
+
+This module imports nothing from casabook: `casabook hub render` inlines its source into the Helm
+chart's hub.extraConfig, where only JupyterHub and OAuthenticator are installed.
+"""
+
+import json
+import os
+import time
+
+from jupyterhub.apihandlers.base import APIHandler
+from jupyterhub.auth import Authenticator
+from oauthenticator.cilogon import CILogonOAuthenticator
+from oauthenticator.generic import GenericOAuthenticator
+from oauthenticator.github import GitHubOAuthenticator
+from tornado import web
+from traitlets import Bool, Integer, Unicode, validate
+
+CAP_PAGE = "/api/casabook/cap"
+
+
+class ParticipantCap(Authenticator):
+    """Mixed in before an OAuthenticator: identity checks first, then the cap."""
+
+    participants = Integer(
+        0, config=True,
+        help="Distinct participants admitted; organisers are not counted. 0 means no cap.")
+    contact = Unicode(
+        "", config=True,
+        help="How to reach the organisers, shown on the 'workshop full' page.")
+    waitlist_file = Unicode(
+        "", config=True,
+        help="JSON-lines file where refused participants are recorded for the organisers.")
+    open_to_any_identity = Bool(
+        False, config=True,
+        help="Anyone the identity provider authenticates is eligible (the cap still applies).")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self._admitted = set()
+        self._organisers = set(self.admin_users)
+        self._refused = self._read_waitlist()
+
+    @validate("allow_all")
+    def _never_allow_all(self, proposal):
+        # allow_all=True makes JupyterHub skip check_allowed entirely, which would bypass the cap.
+        # It keeps its meaning (any identity is eligible) through open_to_any_identity.
+        if proposal.value:
+            self.open_to_any_identity = True
+        return False
+
+    # --- who gets in ----------------------------------------------------------------------
+
+    async def check_allowed(self, username, authentication=None):
+        if self._is_organiser(username, authentication):
+            self._organisers.add(username)
+            self._admitted.discard(username)
+            return True
+        if not self.open_to_any_identity and not await super().check_allowed(username, authentication):
+            return False
+        return self.take_place(username)
+
+    def _is_organiser(self, username, authentication):
+        return username in self.admin_users or bool((authentication or {}).get("admin"))
+
+    def take_place(self, username):
+        """Admit a returning participant, or reserve a place for a new one, or refuse.
+
+        Synchronous on purpose: no await between the count and the reservation, so concurrent
+        logins on the hub's event loop cannot overshoot the cap.
+        """
+        if username in self._admitted:
+            return True
+        if self.participants and len(self._admitted) >= self.participants:
+            self._record_refusal(username)
+            raise web.HTTPError(403, self.full_message())
+        self._admitted.add(username)
+        return True
+
+    def full_message(self):
+        message = f"This workshop is full ({self.participants} places). You are on the waiting list."
+        if self.contact:
+            message += f" To ask for a place, contact the organisers: {self.contact}."
+        return message
+
+    @property
+    def admitted(self):
+        return sorted(self._admitted)
+
+    @property
+    def waitlist(self):
+        return [{"name": name, "time": when} for name, when in sorted(self._refused.items(), key=lambda kv: kv[1])]
+
+    # --- the count survives restarts: JupyterHub calls add_user for every user in its database
+
+    def add_user(self, user):
+        result = super().add_user(user)
+        if not (getattr(user, "admin", False) or user.name in self._organisers):
+            self._admitted.add(user.name)
+        return result
+
+    def delete_user(self, user):
+        # Organisers free a place by deleting the participant (admin page or REST API).
+        super().delete_user(user)
+        self._admitted.discard(user.name)
+
+    # --- the waiting list -----------------------------------------------------------------
+
+    def _read_waitlist(self):
+        refused = {}
+        if self.waitlist_file and os.path.exists(self.waitlist_file):
+            with open(self.waitlist_file, encoding="utf-8") as lines:
+                for line in lines:
+                    if line.strip():
+                        entry = json.loads(line)
+                        refused.setdefault(entry["name"], entry["time"])
+        return refused
+
+    def _record_refusal(self, username):
+        if username in self._refused:
+            return
+        self._refused[username] = time.time()
+        self.log.warning("Workshop full (%d places): %s refused and put on the waiting list",
+                         self.participants, username)
+        if self.waitlist_file:
+            os.makedirs(os.path.dirname(os.path.abspath(self.waitlist_file)), exist_ok=True)
+            with open(self.waitlist_file, "a", encoding="utf-8") as out:
+                out.write(json.dumps({"name": username, "time": self._refused[username]}) + "\n")
+
+    # --- identity providers that send no user name ----------------------------------------
+
+    def user_info_to_username(self, user_info):
+        # Stock OAuthenticator answers 500 "No preferred_username found in {...}": a bug page for
+        # what is a mismatch between the identity provider and the facility's configuration.
+        try:
+            return super().user_info_to_username(user_info)
+        except web.HTTPError as error:
+            if error.status_code < 500:
+                raise
+        except (ValueError, KeyError, TypeError):
+            pass
+        claim = getattr(self, "username_claim", "")
+        claim = claim if isinstance(claim, str) and claim else "user name"
+        message = (f"Your identity provider did not send the '{claim}' claim this workshop uses as your "
+                   "user name, so you cannot be logged in.")
+        if self.contact:
+            message += f" Please contact the organisers: {self.contact}."
+        raise web.HTTPError(403, message)
+
+    def get_handlers(self, app):
+        return [*super().get_handlers(app), (CAP_PAGE, CapHandler)]
+
+
+class CapHandler(APIHandler):
+    """The organisers' view of the cap: places, who holds them, who was refused."""
+
+    def get(self):
+        if "admin:users" not in self.expanded_scopes:
+            raise web.HTTPError(403, "Only the workshop organisers can read the waiting list.")
+        cap = self.authenticator
+        self.set_header("Content-Type", "application/json")
+        self.write(json.dumps({
+            "participants": cap.participants,
+            "admitted": cap.admitted,
+            "waitlist": cap.waitlist,
+        }, indent=1))
+
+
+class StateCheckingCallback:
+    """Mixed into an OAuth callback handler: a tampered state is a 400, never a 500."""
+
+    def check_state(self):
+        # Stock _deserialize_state raises on non-ASCII and assumes a JSON object, so an altered
+        # state parameter turns into an unhandled exception.
+        try:
+            super().check_state()
+        except web.HTTPError:
+            raise
+        except Exception:
+            raise web.HTTPError(400, "This login link was altered (invalid OAuth state). "
+                                     "Start again from the workshop page.") from None
+
+
+def capped(base):
+    """`base` (an OAuthenticator class) with the participant cap and the safe callback."""
+    callback = type(f"Capped{base.callback_handler.__name__}", (StateCheckingCallback, base.callback_handler), {})
+    return type(f"Capped{base.__name__}", (ParticipantCap, base),
+                {"callback_handler": callback, "__module__": __name__})
+
+
+CappedGenericOAuthenticator = capped(GenericOAuthenticator)
+CappedCILogonOAuthenticator = capped(CILogonOAuthenticator)
+CappedGitHubOAuthenticator = capped(GitHubOAuthenticator)

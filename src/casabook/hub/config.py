@@ -1,0 +1,237 @@
+"""Facility -> traitlets Config, by pure functions (as The Littlest JupyterHub does).
+
+Each `apply_*` function sets keys on a Config and never appends, so calling it twice is safe and a
+test can build a Config and assert on it without starting a hub. hub-config/jupyterhub_config.py
+calls `configure` with the facility named by CASABOOK_FACILITY.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from urllib.parse import urlsplit
+
+from traitlets.config import Config
+
+from casabook.errors import CasabookError
+from casabook.model import FACILITIES_DIR, Facility, Workshop, load_facility
+
+CAPS_MODULE = "casabook.hub.caps"
+AUTHENTICATOR_CLASSES = {
+    "generic-oidc": ("GenericOAuthenticator", "CappedGenericOAuthenticator"),
+    "local-oidc": ("GenericOAuthenticator", "CappedGenericOAuthenticator"),
+    "cilogon": ("CILogonOAuthenticator", "CappedCILogonOAuthenticator"),
+    "github": ("GitHubOAuthenticator", "CappedGitHubOAuthenticator"),
+}
+KUBESPAWNER_CLASS = "kubespawner.KubeSpawner"
+LOCAL_SPAWNER_CLASS = "jupyterhub.spawner.SimpleLocalProcessSpawner"
+ORGANISER_SERVICE = "casabook-organiser"
+DEFAULT_URL = "/lab"
+
+# Server extensions an attendee's session needs: JupyterLab to read and run notebooks,
+# nbgitpuller to pull the materials. Everything else installed in the environment (language
+# server, notebook shim, ...) costs start-up time per attendee and is switched off locally.
+SESSION_EXTENSIONS = {"jupyterlab": True, "nbgitpuller": True}
+
+
+@dataclass(frozen=True)
+class Ports:
+    """Where the local stack listens: the public proxy, the hub's API, the proxy's API."""
+
+    public: int = 8000
+    hub: int = 8081
+    proxy_api: int = 8001
+
+
+def section(facility: Facility) -> str:
+    """The Config section of the facility's stock authenticator (the capped class inherits it)."""
+    return AUTHENTICATOR_CLASSES[facility.authenticator.kind][0]
+
+
+def authenticator_class(facility: Facility) -> str:
+    return f"{CAPS_MODULE}.{AUTHENTICATOR_CLASSES[facility.authenticator.kind][1]}"
+
+
+def read_client_secret(facility: Facility, environ: Mapping[str, str] = os.environ) -> str:
+    """The OAuth client secret, from the environment variable the facility names (never from git)."""
+    name = facility.authenticator.client_secret_env
+    secret = environ.get(name, "")
+    if not secret:
+        raise CasabookError(
+            "missing-client-secret",
+            f"environment variable {name} is not set: it must hold the OAuth client secret registered "
+            f"for client {facility.authenticator.client_id!r} (the secret is never kept in the repository)",
+            file=f"hub-config/{facility.name}.yml", key="authenticator.client_secret_env")
+    return secret
+
+
+def oidc_endpoints(facility: Facility, issuer: str | None) -> dict[str, str]:
+    """authorize/token/userinfo URLs: INDIGO IAM (CMS IAM, ATLAS IAM) layout, or the local provider's."""
+    auth = facility.authenticator
+    if auth.kind == "local-oidc":
+        if not issuer:
+            raise CasabookError("no-issuer", "local-oidc needs the local identity provider's URL at start "
+                                "(casabook hub starts it and passes CASABOOK_OIDC_ISSUER)",
+                                file=f"hub-config/{facility.name}.yml", key="authenticator.issuer")
+        base = issuer.rstrip("/")
+        return {"authorize_url": f"{base}/oauth2/authorize", "token_url": f"{base}/oauth2/token",
+                "userdata_url": f"{base}/userinfo"}
+    base = (issuer or auth.issuer or "").rstrip("/")
+    return {"authorize_url": f"{base}/authorize", "token_url": f"{base}/token", "userdata_url": f"{base}/userinfo"}
+
+
+def apply_authenticator(c: Config, facility: Facility, *, client_secret: str | None,
+                        issuer: str | None = None, hub_url: str | None = None,
+                        class_name: str | None = None) -> None:
+    """Set the authenticator for a facility. Sets keys, never appends: safe to call twice.
+
+    client_secret=None leaves the secret out (the Helm values reference it instead); hub_url
+    overrides the facility's URL (the local hub's port is chosen at start).
+    """
+    auth = facility.authenticator
+    name = section(facility)
+    c.JupyterHub.authenticator_class = class_name or authenticator_class(facility)
+    s = c[name]
+    s.client_id = auth.client_id
+    if client_secret is not None:
+        s.client_secret = client_secret
+    s.oauth_callback_url = f"{(hub_url or facility.hub.url).rstrip('/')}/hub/oauth_callback"
+    # One identity provider per facility: send attendees straight to it.
+    c.Authenticator.auto_login = True
+    c.Authenticator.admin_users = set(auth.admin_users)
+    # Never allow_all: the cap lives in check_allowed, which allow_all would skip.
+    c.Authenticator.allow_all = False
+    c.ParticipantCap.open_to_any_identity = not (auth.allowed_groups or auth.kind == "cilogon")
+
+    if auth.kind in ("generic-oidc", "local-oidc"):
+        for key, url in oidc_endpoints(facility, issuer).items():
+            s[key] = url
+        s.scope = list(auth.scopes)
+        s.username_claim = auth.username_claim
+        s.login_service = ("casabook (local identity provider)" if auth.kind == "local-oidc"
+                           else urlsplit(auth.issuer or "").hostname or "OIDC")
+    elif auth.kind == "cilogon":
+        # OAuthenticator 17.4 takes the identity providers as `idps` (allowed_idps is its deprecated
+        # alias): each entry says which claim becomes the user name and that its users are eligible.
+        s.idps = {idp: {"username_derivation": {"username_claim": auth.username_claim}, "allow_all": True}
+                  for idp in auth.allowed_idps}
+        s.scope = sorted({*auth.scopes, "openid", "org.cilogon.userinfo"})
+    elif auth.kind == "github":
+        s.username_claim = "login" if auth.username_claim == "preferred_username" else auth.username_claim
+        s.allowed_organizations = set(auth.allowed_groups)
+
+    if auth.kind in ("generic-oidc", "local-oidc") and (auth.allowed_groups or auth.admin_groups):
+        s.manage_groups = True
+        s.auth_state_groups_key = f"oauth_user.{auth.groups_claim or 'groups'}"
+        s.allowed_groups = set(auth.allowed_groups)
+        s.admin_groups = set(auth.admin_groups)
+
+
+def organisers_contact(workshop: Workshop, facility: Facility) -> str:
+    """The organisers of the tracks on this facility; every track's for a facility no track names
+    (the embedded default runs the whole workshop)."""
+    tracks = [t for t in workshop.tracks.values() if t.facility == facility.name] or list(workshop.tracks.values())
+    seen: dict[str, str] = {}
+    for track in tracks:
+        for person in track.organisers:
+            seen.setdefault(person.email, f"{person.name} <{person.email}>")
+    return ", ".join(seen.values())
+
+
+def apply_cap(c: Config, facility: Facility, *, contact: str, waitlist_file: str,
+              participants: int | None = None) -> None:
+    """The participant cap (casabook.hub.caps.ParticipantCap) and the server limits."""
+    c.ParticipantCap.participants = participants or facility.caps.participants
+    c.ParticipantCap.contact = contact
+    c.ParticipantCap.waitlist_file = waitlist_file
+    c.JupyterHub.active_server_limit = facility.caps.concurrent_servers
+    c.JupyterHub.concurrent_spawn_limit = facility.caps.concurrent_spawns
+
+
+def apply_spawner(c: Config, facility: Facility, root: Path, *, state_dir: Path | None = None) -> None:
+    """Where and how attendees' servers run, what they see, and where they land (JupyterLab)."""
+    res = facility.resources
+    c.Spawner.start_timeout = facility.hub.start_timeout_seconds
+    c.Spawner.http_timeout = min(facility.hub.start_timeout_seconds, 120)
+    c.Spawner.default_url = DEFAULT_URL
+    c.Spawner.environment = facility.session_environment(root)
+    c.Spawner.cpu_limit = float(res.cores_per_user)
+    c.Spawner.mem_limit = _bytes(res.memory_gib_per_user)
+    if facility.spawner.kind == "kubernetes":
+        c.JupyterHub.spawner_class = KUBESPAWNER_CLASS
+        c.KubeSpawner.image = facility.spawner.image
+        c.KubeSpawner.cpu_guarantee = float(res.cores_per_user)
+        c.KubeSpawner.mem_guarantee = _bytes(res.memory_gib_per_user)
+        # The user image ships nbgitpuller (hub-config packages); it enables itself there.
+        return
+    if state_dir is None:
+        raise ValueError("the local-process spawner needs a state folder for the homes")
+    c.JupyterHub.spawner_class = LOCAL_SPAWNER_CLASS
+    c.SimpleLocalProcessSpawner.home_dir_template = str(state_dir / "homes" / "{username}")
+    # The hub's own environment is the attendees' environment: its Python runs their servers.
+    c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
+    c.Spawner.args = session_server_args()
+
+
+def session_server_args() -> list[str]:
+    """Arguments of a local attendee server: lean start-up, JupyterLab and nbgitpuller only."""
+    return [
+        # Local processes run as the hub's user, which is root in CI and containers.
+        "--ServerApp.allow_root=True",
+    ]
+
+
+def apply_network(c: Config, facility: Facility, *, ports: Ports, state_dir: Path | None = None,
+                  proxy_command: list[str] | None = None) -> None:
+    """Listen where the facility says (loopback unless it says otherwise)."""
+    c.JupyterHub.bind_url = f"http://{facility.hub.bind_ip}:{ports.public}"
+    if not facility.is_local:
+        return
+    c.JupyterHub.hub_bind_url = f"http://127.0.0.1:{ports.hub}"
+    c.ConfigurableHTTPProxy.api_url = f"http://127.0.0.1:{ports.proxy_api}"
+    if proxy_command:
+        c.ConfigurableHTTPProxy.command = list(proxy_command)
+    if state_dir is not None:
+        c.JupyterHub.db_url = f"sqlite:///{state_dir / 'jupyterhub.sqlite'}"
+        c.JupyterHub.cookie_secret_file = str(state_dir / "jupyterhub_cookie_secret")
+        c.JupyterHub.pid_file = str(state_dir / "jupyterhub.pid")
+        c.ConfigurableHTTPProxy.pid_file = str(state_dir / "proxy.pid")
+
+
+def apply_organiser_token(c: Config, token: str) -> None:
+    """An API token with the admin role, for `casabook` itself and the rehearsal."""
+    c.JupyterHub.services = [{"name": ORGANISER_SERVICE, "api_token": token}]
+    c.JupyterHub.load_roles = [{"name": "admin", "services": [ORGANISER_SERVICE]}]
+
+
+def load_hub_facility(root: Path, name: str) -> Facility:
+    """One facility file, without the tracks: a hub needs no notebook to exist."""
+    path = root / FACILITIES_DIR / f"{name}.yml"
+    if not path.is_file():
+        known = ", ".join(sorted(p.stem for p in (root / FACILITIES_DIR).glob("*.yml")))
+        raise CasabookError("unknown-facility", f"no facility {name!r}; known: {known}", key="--facility")
+    return load_facility(path, root)
+
+
+def configure(c: Config, facility: Facility, root: Path, *, contact: str,
+              environ: Mapping[str, str] = os.environ, state_dir: Path, ports: Ports = Ports(),
+              issuer: str | None = None, participants: int | None = None,
+              proxy_command: list[str] | None = None, organiser_token: str | None = None) -> Config:
+    """Everything a facility's hub needs, in one Config."""
+    hub_url = f"http://{facility.hub.bind_ip}:{ports.public}" if facility.is_local else None
+    apply_authenticator(c, facility, client_secret=read_client_secret(facility, environ), issuer=issuer,
+                        hub_url=hub_url)
+    apply_cap(c, facility, contact=contact,
+              waitlist_file=str(state_dir / "waitlist.jsonl"), participants=participants)
+    apply_spawner(c, facility, root, state_dir=state_dir)
+    apply_network(c, facility, ports=ports, state_dir=state_dir, proxy_command=proxy_command)
+    if organiser_token:
+        apply_organiser_token(c, organiser_token)
+    return c
+
+
+def _bytes(gib: float) -> int:
+    return int(gib * 1024**3)
