@@ -79,7 +79,8 @@ def oidc_endpoints(facility: Facility, issuer: str | None) -> dict[str, str]:
         base = issuer.rstrip("/")
         return {"authorize_url": f"{base}/oauth2/authorize", "token_url": f"{base}/oauth2/token",
                 "userdata_url": f"{base}/userinfo"}
-    base = (issuer or auth.issuer or "").rstrip("/")
+    # The facility's issuer; `issuer` (known at start) is for the local provider only.
+    base = (auth.issuer or "").rstrip("/")
     return {"authorize_url": f"{base}/authorize", "token_url": f"{base}/token", "userdata_url": f"{base}/userinfo"}
 
 
