@@ -104,6 +104,25 @@ def build_parser() -> argparse.ArgumentParser:
     data_actions.add_parser("list", help="show the manifest: each file, its contents, provenance and licence"
                             ).set_defaults(func=_cmd_data_list)
 
+    # book: the Jupyter Book with a page per track and a launch button per notebook (casabook.book)
+    def _cmd_book(args: argparse.Namespace) -> int:
+        from casabook.book import build_book
+        from casabook.model import load_workshop
+
+        html = build_book(load_workshop(_root(args)), hub_override=args.hub_override, execute=args.execute,
+                          output=Path(args.output) if args.output else None, console=err_console)
+        print(f"book: {html / 'index.html'}")
+        return 0
+
+    book = commands.add_parser("book", help="build the workshop book (HTML), strictly and incrementally")
+    book.add_argument("--hub-override", metavar="URL",
+                      help="point every launch button at this hub (e.g. the local one) instead of each track's facility")
+    book.add_argument("--execute", choices=["off", "cache", "force"], default="off",
+                      help="off: show the committed outputs (default); cache: run changed notebooks via jupyter-cache; "
+                      "force: run them all")
+    book.add_argument("--output", metavar="DIR", help="where the HTML goes (default: book/_build/html); replaced whole")
+    book.set_defaults(func=_cmd_book)
+
     return parser
 
 

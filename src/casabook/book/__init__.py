@@ -1,0 +1,8 @@
+"""The workshop book: a Jupyter Book (1.x) with a page per track and one launch hub per track.
+
+`build_book` is the entry point; `casabook book` and `casabook up` call it.
+"""
+
+from casabook.book.build import EXECUTE_MODES, BookBuildError, build_book
+
+__all__ = ["EXECUTE_MODES", "BookBuildError", "build_book"]
