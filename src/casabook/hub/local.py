@@ -18,6 +18,7 @@ import subprocess
 import sys
 import threading
 import time
+import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -66,8 +67,12 @@ class IdentityProvider:
     """oidc-provider-mock (a real OIDC server) on a loopback thread, with the demo users."""
 
     def __init__(self, users: tuple[DemoUser, ...] = DEMO_USERS, port: int = 0) -> None:
-        import oidc_provider_mock
         import werkzeug.serving
+
+        with warnings.catch_warnings():
+            # Its authlib import warns about authlib's own future API: nothing casabook can act on.
+            warnings.simplefilter("ignore", DeprecationWarning)
+            import oidc_provider_mock
 
         # authlib refuses plain http unless told; everything here is on 127.0.0.1.
         os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
