@@ -71,7 +71,7 @@ class IdentityProvider:
 
         with warnings.catch_warnings():
             # Its authlib import warns about authlib's own future API: nothing casabook can act on.
-            warnings.simplefilter("ignore", DeprecationWarning)
+            warnings.simplefilter("ignore")
             import oidc_provider_mock
 
         # authlib refuses plain http unless told; everything here is on 127.0.0.1.
