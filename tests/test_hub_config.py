@@ -6,9 +6,11 @@ import json
 from pathlib import Path
 
 import pytest
+import yaml
 from traitlets.config import Config
 from traitlets.config.loader import PyFileConfigLoader
 
+from casabook.cli import main
 from casabook.errors import CasabookError
 from casabook.hub import caps
 from casabook.hub.config import (
@@ -207,3 +209,80 @@ def test_the_thin_config_file_applies_the_facility_named_in_the_environment(tmp_
     assert c.GenericOAuthenticator.authorize_url == "https://cms-auth.web.cern.ch/authorize"
     assert c.ParticipantCap.contact == "Org <org@casabook.invalid>"
     assert c.KubeSpawner.image == "coffeateam/coffea-casa:2026.9.0"
+
+
+# --- Helm values for the kubernetes facilities (casabook hub render) --------------------------
+
+KUBERNETES = ["coffea-casa-cms", "atlas-af", "coffea-opendata"]
+
+
+@pytest.fixture(scope="module")
+def rendered_workshop(tmp_path_factory):
+    return make_workshop(tmp_path_factory.mktemp("workshop"))
+
+
+def render_values(workshop_root: Path, facility: str, tmp_path: Path) -> tuple[dict, str]:
+    out = tmp_path / "values.yml"
+    assert main(["--root", str(workshop_root), "hub", "render", "--facility", facility, "--output", str(out)]) == 0
+    text = out.read_text()
+    return yaml.safe_load(text), text
+
+
+@pytest.mark.parametrize("facility", KUBERNETES)
+def test_helm_values_carry_the_facility(rendered_workshop, tmp_path, facility):
+    values, text = render_values(rendered_workshop, facility, tmp_path)
+    chosen = load_hub_facility(REPO, facility)
+    hub, singleuser = values["hub"], values["singleuser"]
+    auth_section = {"coffea-opendata": "CILogonOAuthenticator"}.get(facility, "GenericOAuthenticator")
+    assert hub["config"][auth_section]["client_id"] == chosen.authenticator.client_id
+    assert hub["config"]["ParticipantCap"]["participants"] == chosen.caps.participants
+    assert "@casabook.example.org" in hub["config"]["ParticipantCap"]["contact"]
+    assert hub["config"]["Authenticator"]["allow_all"] is False
+    assert hub["activeServerLimit"] == chosen.caps.concurrent_servers
+    assert hub["concurrentSpawnLimit"] == chosen.caps.concurrent_spawns
+    assert f"{singleuser['image']['name']}:{singleuser['image']['tag']}" == chosen.spawner.image
+    assert singleuser["cpu"]["limit"] == chosen.resources.cores_per_user
+    assert singleuser["memory"]["limit"] == f"{chosen.resources.memory_gib_per_user:g}G"
+    assert singleuser["extraEnv"] == chosen.session_environment(rendered_workshop)
+    assert singleuser["defaultUrl"] == "/lab"
+
+
+@pytest.mark.parametrize("facility", KUBERNETES)
+def test_helm_values_reference_the_secret_and_never_inline_it(rendered_workshop, tmp_path, facility, monkeypatch):
+    env_name = load_hub_facility(REPO, facility).authenticator.client_secret_env
+    monkeypatch.setenv(env_name, "a-real-secret-value")
+    values, text = render_values(rendered_workshop, facility, tmp_path)
+    assert "a-real-secret-value" not in text
+    assert all("client_secret" not in section for section in values["hub"]["config"].values())
+    ref = values["hub"]["extraEnv"][env_name]["valueFrom"]["secretKeyRef"]
+    assert ref == {"name": f"casabook-{facility}-oauth", "key": "client-secret"}
+
+
+@pytest.mark.parametrize("facility", KUBERNETES)
+def test_helm_extra_config_loads_the_cap_mixin_in_a_hub_without_casabook(rendered_workshop, tmp_path, facility,
+                                                                         monkeypatch):
+    values, _ = render_values(rendered_workshop, facility, tmp_path)
+    env_name = load_hub_facility(REPO, facility).authenticator.client_secret_env
+    monkeypatch.setenv(env_name, "from-the-secret")
+    snippet = values["hub"]["extraConfig"]["casabook-cap"]
+    assert "casabook" not in "".join(line for line in snippet.splitlines() if line.startswith(("import", "from")))
+    c = Config()
+    for name, settings in values["hub"]["config"].items():  # what the chart does with hub.config
+        for key, value in settings.items():
+            c[name][key] = value
+    exec(compile(snippet, "extraConfig", "exec"), {"c": c, "__name__": "z2jh_extra_config"})  # noqa: S102
+    cls = c.JupyterHub.authenticator_class
+    assert [k.__name__ for k in cls.__mro__][:2] == [f"Capped{c_name(facility)}", "ParticipantCap"]
+    authenticator = cls(config=c)
+    assert authenticator.client_secret == "from-the-secret"
+    assert authenticator.participants == load_hub_facility(REPO, facility).caps.participants
+    assert authenticator.allow_all is False
+
+
+def c_name(facility: str) -> str:
+    return {"coffea-opendata": "CILogonOAuthenticator"}.get(facility, "GenericOAuthenticator")
+
+
+def test_render_refuses_a_local_facility(rendered_workshop, capsys):
+    assert main(["--root", str(rendered_workshop), "hub", "render", "--facility", "local"]) == 2
+    assert "[not-kubernetes]" in capsys.readouterr().err

@@ -123,6 +123,84 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--output", metavar="DIR", help="where the HTML goes (default: book/_build/html); replaced whole")
     book.set_defaults(func=_cmd_book)
 
+    # validate: the papermill matrix, every notebook against each facility's hub configuration (casabook.validate)
+    def _cmd_validate(args: argparse.Namespace) -> int:
+        from casabook.model import load_workshop
+        from casabook.report import failure_lines, summary_table
+        from casabook.validate import validate
+
+        report = validate(load_workshop(_root(args)), tracks=args.track, facilities=args.facility, jobs=args.jobs,
+                          force=args.force, output=Path(args.output) if args.output else None,
+                          cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout, console=err_console)
+        console = out_console()
+        console.print(summary_table(report))
+        for line in failure_lines(report):
+            console.print(f"[bold red]failed:[/] {escape(line)}", highlight=False, soft_wrap=True)
+        console.print(f"{report.count('passed')} passed, {report.count('failed')} failed, {report.count('cached')} cached; "
+                      f"report: {escape(str(report.folder / 'report.html'))}", highlight=False, soft_wrap=True)
+        return 0 if report.ok else 1
+
+    validate_cmd = commands.add_parser(
+        "validate", help="run every notebook with papermill as a session on its facility would (the validation matrix)")
+    validate_cmd.add_argument("--track", action="append", help="only this track (repeatable)")
+    validate_cmd.add_argument("--facility", action="append",
+                              help="also run on this facility, besides each track's own (repeatable)")
+    validate_cmd.add_argument("--jobs", type=int, metavar="N", help="notebooks run at once (default: one per core)")
+    validate_cmd.add_argument("--force", action="store_true", help="rerun passed runs even when nothing changed")
+    validate_cmd.add_argument("--output", metavar="DIR",
+                              help="executed notebooks, cache and report (default: <repository>/build/validate)")
+    validate_cmd.add_argument("--cell-timeout", type=float, default=120.0, metavar="SECONDS",
+                              help="limit for one cell (default: 120)")
+    validate_cmd.add_argument("--notebook-timeout", type=float, default=300.0, metavar="SECONDS",
+                              help="limit for a whole notebook, kernel start included (default: 300)")
+    validate_cmd.set_defaults(func=_cmd_validate)
+
+    # hub / up: the embedded default on 127.0.0.1, and Helm values for the facilities (casabook.hub)
+    def _cmd_hub(args: argparse.Namespace) -> int:
+        from casabook.hub.serve import run_hub
+
+        return run_hub(_root(args), facility=args.facility, state_dir=Path(args.state) if args.state else None,
+                       port=args.port, participants=args.participants)
+
+    def _cmd_hub_render(args: argparse.Namespace) -> int:
+        from casabook.hub.render import write
+        from casabook.model import load_workshop
+
+        workshop = load_workshop(_root(args))
+        text = write(workshop, workshop.facility(args.facility), Path(args.output) if args.output else None)
+        if args.output:
+            err_console.print(f"Helm values: {escape(args.output)}", highlight=False)
+        else:
+            sys.stdout.write(text)
+        return 0
+
+    def _cmd_up(args: argparse.Namespace) -> int:
+        from casabook.hub.serve import up
+
+        return up(_root(args), state_dir=Path(args.state) if args.state else None, port=args.port,
+                  book_port=args.book_port, participants=args.participants)
+
+    hub = commands.add_parser("hub", help="run the embedded hub on 127.0.0.1 (proxy, identity provider, JupyterHub "
+                              "with the participant cap) until Ctrl-C")
+    hub.add_argument("--facility", default="local", help="a local-process facility (default: local)")
+    hub.add_argument("--state", metavar="DIR", help="database, homes, waiting list, logs (default: <repository>/.casabook/state)")
+    hub.add_argument("--port", type=int, default=8000, help="the hub's port on 127.0.0.1 (default: 8000; 0: any free port)")
+    hub.add_argument("--participants", type=int, metavar="N", help="override the facility's participant cap (rehearsals)")
+    hub.set_defaults(func=_cmd_hub)
+    hub_actions = hub.add_subparsers(dest="hub_action", metavar="ACTION")
+    hub_render = hub_actions.add_parser("render", help="write zero-to-jupyterhub Helm values for a kubernetes facility")
+    hub_render.add_argument("--facility", required=True, help="a kubernetes facility (hub-config/<name>.yml)")
+    hub_render.add_argument("--output", metavar="FILE", help="write here (default: standard output)")
+    hub_render.set_defaults(func=_cmd_hub_render)
+
+    up_cmd = commands.add_parser("up", help="the workshop on this machine: fetch data, build the book pointed at the "
+                                 "local hub, serve it, run the hub (until Ctrl-C)")
+    up_cmd.add_argument("--state", metavar="DIR", help="the hub's state folder (default: <repository>/.casabook/state)")
+    up_cmd.add_argument("--port", type=int, default=8000, help="the hub's port on 127.0.0.1 (default: 8000; 0: any)")
+    up_cmd.add_argument("--book-port", type=int, default=0, help="the book's port on 127.0.0.1 (default: any free port)")
+    up_cmd.add_argument("--participants", type=int, metavar="N", help="override the facility's participant cap")
+    up_cmd.set_defaults(func=_cmd_up)
+
     return parser
 
 

@@ -1,0 +1,138 @@
+"""`casabook hub` and `casabook up`: run the embedded default in the foreground until Ctrl-C.
+
+Ctrl-C (or SIGTERM) stops everything in order: the hub stops the attendees' servers and the proxy,
+then the identity provider and the book server stop; nothing is left running.
+"""
+
+from __future__ import annotations
+
+import functools
+import signal
+import threading
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+from rich.console import Console
+
+from casabook.errors import CasabookError
+from casabook.hub.config import load_hub_facility, organisers_contact
+from casabook.hub.local import LocalStack, free_port
+from casabook.model import Workshop, load_workshop
+
+
+def default_state_dir(root: Path) -> Path:
+    return root / ".casabook" / "state"
+
+
+def prepare_stack(workshop: Workshop, *, facility: str = "local", state_dir: Path | None = None,
+                  port: int = 8000, participants: int | None = None) -> LocalStack:
+    """A LocalStack for a facility casabook can run on this machine (not yet started)."""
+    chosen = load_hub_facility(workshop.root, facility)
+    if not chosen.is_local or chosen.authenticator.kind != "local-oidc":
+        raise CasabookError(
+            "not-a-local-facility",
+            f"facility {facility!r} runs on {chosen.spawner.kind} with {chosen.authenticator.kind}: casabook runs only "
+            "local-process facilities with the local identity provider here; for this one use "
+            f"`casabook hub render --facility {facility}`", key="--facility")
+    if chosen.hub.bind_ip != "127.0.0.1":
+        raise CasabookError("not-loopback", f"facility {facility!r} binds {chosen.hub.bind_ip}; the embedded hub "
+                            "listens on 127.0.0.1 only", file=f"hub-config/{facility}.yml", key="hub.bind_ip")
+    return LocalStack(root=workshop.root, state_dir=state_dir or default_state_dir(workshop.root),
+                      facility=facility, port=port, participants=participants,
+                      contact=organisers_contact(workshop, chosen))
+
+
+@contextmanager
+def _stop_on_sigterm() -> Iterator[None]:
+    # A supervisor's SIGTERM takes the same orderly way out as Ctrl-C.
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _wait(stack: LocalStack) -> int:
+    """Until Ctrl-C (0) or until the hub dies (1)."""
+    try:
+        while stack.hub_process is not None and stack.hub_process.poll() is None:
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        return 0
+    Console(stderr=True).print(f"[bold red]the hub stopped unexpectedly[/]; its log:\n{stack.log_tail()}",
+                               highlight=False)
+    return 1
+
+
+def _describe(console: Console, stack: LocalStack, book_url: str | None = None) -> None:
+    console.print(f"[bold]hub[/]       {stack.hub_url}  (participants' cap: "
+                  f"{stack.participants or 'as in hub-config/' + stack.facility + '.yml'})")
+    console.print(f"[bold]identity[/]  {stack.oidc_url}  (demo users: {', '.join(stack.demo_users)}; "
+                  "'organiser' is an admin; any other name typed on its page logs in as that name)")
+    if book_url:
+        console.print(f"[bold]book[/]      {book_url}")
+    console.print(f"[bold]state[/]     {stack.state_dir}  (homes/, waitlist.jsonl, logs/hub.log, "
+                  "organiser-token: an admin API token)")
+    console.print("Ctrl-C stops everything.")
+
+
+def run_hub(root: Path, *, facility: str = "local", state_dir: Path | None = None, port: int = 8000,
+            participants: int | None = None, console: Console | None = None) -> int:
+    console = console or Console()
+    stack = prepare_stack(load_workshop(root), facility=facility, state_dir=state_dir, port=port,
+                          participants=participants)
+    with _stop_on_sigterm():
+        try:
+            with console.status("starting the identity provider, the proxy and the hub"):
+                stack.start()
+            _describe(console, stack)
+            return _wait(stack)
+        finally:
+            stack.stop()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 (the stdlib's name)
+        pass
+
+
+@contextmanager
+def serve_folder(folder: Path, port: int = 0) -> Iterator[str]:
+    """Serve a folder of HTML on 127.0.0.1 in a thread; yields its URL."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), functools.partial(_QuietHandler, directory=str(folder)))
+    thread = threading.Thread(target=server.serve_forever, name="casabook-book", daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_port}/"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(5)
+
+
+def up(root: Path, *, state_dir: Path | None = None, port: int = 8000, book_port: int = 0,
+       participants: int | None = None, console: Console | None = None) -> int:
+    """The whole workshop on this machine: data, the book pointed at the local hub, the hub."""
+    from casabook.book import build_book
+    from casabook.data import default_data_dir, fetch
+
+    console = console or Console()
+    workshop = load_workshop(root)
+    stack = prepare_stack(workshop, state_dir=state_dir, port=port or free_port(), participants=participants)
+    fetch(default_data_dir(workshop.root), console=console)
+    html = build_book(workshop, hub_override=stack.hub_url, console=console)
+    with _stop_on_sigterm():
+        try:
+            with serve_folder(html, book_port) as book_url:
+                with console.status("starting the identity provider, the proxy and the hub"):
+                    stack.start()
+                _describe(console, stack, book_url)
+                return _wait(stack)
+        finally:
+            stack.stop()
