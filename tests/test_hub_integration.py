@@ -10,16 +10,22 @@ from __future__ import annotations
 import base64
 import json
 import re
+import shutil
+import signal
+import subprocess
+import sys
 import threading
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 import httpx
+import psutil
 import pytest
 
 from casabook.hub.local import LoginRefused
-from hubfixtures import TEST_CONTACT, hub_factory, materials_repo  # noqa: F401 (fixtures)
+from hubfixtures import REPO_ROOT, hub_factory, materials_repo  # noqa: F401 (fixtures)
+from workshops import make_workshop
 
 pytestmark = pytest.mark.hub
 CAP = 3
@@ -190,3 +196,25 @@ def test_full_cap_admits_organisers_and_returning_participants_and_survives_a_re
     waitlist = [entry["name"] for entry in capped_hub.cap_status()["waitlist"]]
     assert "dan" in waitlist and "eve" in waitlist
     assert _participants(capped_hub) == ["ann", "ben", "cat"]
+
+
+def test_casabook_hub_runs_until_ctrl_c_and_leaves_no_process_behind(tmp_path):
+    root = make_workshop(tmp_path / "workshop")
+    (root / "node_modules").symlink_to(REPO_ROOT / "node_modules")
+    shutil.copy(REPO_ROOT / "hub-config" / "jupyterhub_config.py", root / "hub-config")
+    command = [sys.executable, "-m", "casabook.cli", "--root", str(root), "hub", "--port", "0",
+               "--state", str(tmp_path / "state")]
+    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        first = process.stdout.readline()
+        hub_url = re.search(r"http://127\.0\.0\.1:\d+", first).group(0)
+        assert httpx.get(f"{hub_url}/hub/api/", timeout=10).status_code == 200
+        family = psutil.Process(process.pid).children(recursive=True)
+        assert any("configurable-http-proxy" in " ".join(p.cmdline()) for p in family)
+        process.send_signal(signal.SIGINT)
+        assert process.wait(60) == 0
+        _, alive = psutil.wait_procs(family, timeout=5)
+        assert alive == []
+    finally:
+        if process.poll() is None:
+            process.kill()

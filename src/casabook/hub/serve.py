@@ -47,15 +47,17 @@ def prepare_stack(workshop: Workshop, *, facility: str = "local", state_dir: Pat
 
 @contextmanager
 def _stop_on_sigterm() -> Iterator[None]:
-    # A supervisor's SIGTERM takes the same orderly way out as Ctrl-C.
+    # A supervisor's SIGTERM takes the same orderly way out as Ctrl-C; SIGINT is set explicitly
+    # because a shell starting us in the background hands it down ignored.
     def interrupt(signum: int, frame: object) -> None:
         raise KeyboardInterrupt
 
-    previous = signal.signal(signal.SIGTERM, interrupt)
+    previous = {sig: signal.signal(sig, interrupt) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         yield
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
 
 
 def _wait(stack: LocalStack) -> int:
@@ -71,6 +73,7 @@ def _wait(stack: LocalStack) -> int:
 
 
 def _describe(console: Console, stack: LocalStack, book_url: str | None = None) -> None:
+    console = Console(file=console.file, soft_wrap=True, highlight=False)
     console.print(f"[bold]hub[/]       {stack.hub_url}  (participants' cap: "
                   f"{stack.participants or 'as in hub-config/' + stack.facility + '.yml'})")
     console.print(f"[bold]identity[/]  {stack.oidc_url}  (demo users: {', '.join(stack.demo_users)}; "
