@@ -1,0 +1,465 @@
+"""One simulated attendee: what a person's browser does between clicking a launch link and reading
+the notebook, without JavaScript but with every request the pages' scripts make.
+
+    launch link -> identity provider's form (log in) -> hub callback -> spawn / spawn-pending page
+    (its progress EventSource) -> the user server's nbgitpuller page (its git-pull/api EventSource,
+    with the page's _xsrf) -> JupyterLab on the notebook [-> a kernel runs the first code cell]
+
+Each page is recognised by what the attendee sees on it (a form, "This workshop is full", a 429
+"try again", a progress bar), so the outcome is what a person would report. Every loop is bounded
+in steps and in time; every request goes to 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import html
+import json
+import re
+import time
+import uuid
+import urllib.request
+from dataclasses import asdict, dataclass, field
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import httpx
+
+from casabook.hubapi import is_loopback, read_events, user_path
+
+MAX_PAGES = 40  # page loads per attendee: a launch needs about 12
+MAX_REDIRECTS = 20
+MAX_RETRIES = 8  # "try again" pages (429) an attendee sits through before giving up
+NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "same-origin", "Accept": "text/html"}
+# What a browser sends for an EventSource or fetch() from the page: the hub and the user server
+# then check the page's _xsrf token, as they do for a real browser.
+SCRIPT = {"Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "same-origin"}
+FULL_PAGE = "workshop is full"
+
+
+class Outcome:
+    IN = "in"  # JupyterLab open on the notebook
+    REFUSED = "refused"  # the "This workshop is full" page
+    SPAWN_FAILED = "spawn-failed"
+    PULL_FAILED = "pull-failed"
+    CELL_FAILED = "cell-failed"  # in, but the first code cell raised or never answered
+    GAVE_UP = "gave-up"  # too many "try again" pages
+    TIMEOUT = "timeout"
+    ERROR = "error"  # a page nobody expected (status and URL in `detail`)
+
+
+@dataclass
+class AttendeeResult:
+    name: str
+    outcome: str = Outcome.ERROR
+    clicked_at: float = 0.0  # seconds after the rehearsal started
+    time_to_notebook: float | None = None  # click -> JupyterLab page of the notebook
+    login_s: float | None = None
+    spawn_s: float | None = None  # None: the server was already running (prewarmed or returning)
+    pull_s: float | None = None
+    first_cell_s: float | None = None
+    spawned: bool = False
+    http_429: int = 0
+    retries: int = 0
+    pages: int = 0
+    detail: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+@dataclass
+class Session:
+    """A kernel left running for the attendee (as a person's would be), closed after measuring."""
+
+    browser: Browser
+    delete_url: str
+
+
+class OffLoopback(Exception):
+    pass
+
+
+class Stop(Exception):
+    """Ends the walk with an outcome."""
+
+    def __init__(self, outcome: str, detail: str = "") -> None:
+        self.outcome = outcome
+        self.detail = detail
+        super().__init__(f"{outcome}: {detail}")
+
+
+@dataclass
+class Browser:
+    """Cookies, redirects followed by hand (so each page is seen), loopback only."""
+
+    name: str
+    timeout: float = 60
+    token: str | None = None  # an admin-issued API token, where no login page can be automated
+    client: httpx.AsyncClient = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.hops: list[tuple[float, int, str]] = []  # (sent at, status, path) of every request
+        headers = {"User-Agent": "casabook-rehearsal"}
+        if self.token:
+            headers["Authorization"] = f"token {self.token}"
+        self.client = httpx.AsyncClient(follow_redirects=False, headers=headers,
+                                        timeout=httpx.Timeout(self.timeout, connect=10))
+
+    async def close(self) -> None:
+        await self.client.aclose()
+
+    async def navigate(self, url: str, *, data: dict[str, str] | None = None) -> httpx.Response:
+        """Load a page (GET, or POST a form) and follow its redirects, as the address bar does."""
+        method = "POST" if data is not None else "GET"
+        for _ in range(MAX_REDIRECTS):
+            _check(url)
+            sent = time.monotonic()
+            response = await self.client.request(method, url, data=data, headers=NAVIGATE)
+            self.hops.append((sent, response.status_code, response.url.path))
+            if response.status_code not in (301, 302, 303, 307, 308):
+                return response
+            url = str(response.url.join(response.headers["location"]))
+            method, data = "GET", None
+        raise Stop(Outcome.ERROR, f"more than {MAX_REDIRECTS} redirects from {url}")
+
+    async def events(self, url: str, *, params: dict[str, str], timeout: float) -> list[dict[str, Any]]:
+        """An EventSource the page opens: every message until the stream says it is done."""
+        _check(url)
+        events: list[dict[str, Any]] = []
+        async with asyncio.timeout(timeout):
+            async with self.client.stream("GET", url, params=params, headers={**SCRIPT, "Accept": "text/event-stream"},
+                                          timeout=httpx.Timeout(timeout, connect=10)) as response:
+                if response.status_code != 200:
+                    await response.aread()
+                    raise Stop(Outcome.ERROR, f"HTTP {response.status_code} from {urlsplit(url).path}: "
+                               f"{_text(response)[:200]}")
+                async for event in read_events(response):
+                    events.append(event)
+                    if event.get("ready") or event.get("failed") or event.get("phase") in ("finished", "error"):
+                        break
+        return events
+
+    def xsrf_cookie(self, path: str) -> str:
+        """The _xsrf cookie the user server set for its pages (JupyterLab sends it as X-XSRFToken)."""
+        matches = [c for c in self.client.cookies.jar if c.name == "_xsrf" and path.startswith(c.path)]
+        return max(matches, key=lambda c: len(c.path)).value if matches else ""
+
+    def cookie_header(self, url: str) -> str:
+        request = urllib.request.Request(url.replace("ws://", "http://", 1))
+        self.client.cookies.jar.add_cookie_header(request)
+        return request.get_header("Cookie") or ""
+
+
+def _check(url: str) -> None:
+    if not is_loopback(url):
+        raise OffLoopback(f"refusing to send rehearsal traffic off this machine: {url}")
+
+
+def _text(response: httpx.Response) -> str:
+    try:
+        return response.text
+    except (UnicodeDecodeError, httpx.ResponseNotRead):
+        return ""
+
+
+def _page_message(page: str) -> str:
+    """The visible error text of a hub error page, in one line."""
+    found = (re.search(r'class="error[^"]*"[^>]*>.*?<p>(.*?)</p>', page, re.S)
+             or re.search(r"<h1>(.*?)</h1>", page, re.S) or re.search(r"<p>(.*?)</p>", page, re.S))
+    text = re.sub(r"<[^>]+>", " ", found.group(1) if found else page)
+    return " ".join(html.unescape(text).split())[:300]
+
+
+def _attr(page: str, name: str) -> str | None:
+    found = re.search(rf'{name}="([^"]*)"', page)
+    return unquote(html.unescape(found.group(1))) if found else None
+
+
+@dataclass
+class Attendee:
+    """One person's walk from the launch link to a running first cell."""
+
+    name: str
+    launch_url: str
+    kernel: str = "python3"
+    run_first_cell: bool = False
+    spawn_timeout: float = 300
+    pull_timeout: float = 300
+    cell_timeout: float = 120
+    max_retry_wait: float = 60
+    token: str | None = None
+    started: float = field(default_factory=time.monotonic)  # the rehearsal's clock origin
+    result: AttendeeResult = field(init=False)
+    session: Session | None = field(init=False, default=None)
+
+    def __post_init__(self) -> None:
+        self.result = AttendeeResult(self.name)
+
+    async def run(self) -> AttendeeResult:
+        browser = Browser(self.name, token=self.token)
+        click = time.monotonic()
+        self.result.clicked_at = round(click - self.started, 3)
+        try:
+            if self.token:
+                notebook_url = await self._launch_with_token(browser, click)
+            else:
+                notebook_url = await self._launch(browser, click)
+            self.result.time_to_notebook = round(time.monotonic() - click, 3)
+            self.result.outcome = Outcome.IN
+            if self.run_first_cell:
+                await self._run_first_cell(browser, notebook_url)
+        except Stop as stop:
+            self.result.outcome, self.result.detail = stop.outcome, stop.detail
+        except TimeoutError:
+            self.result.outcome, self.result.detail = Outcome.TIMEOUT, "a page or stream did not finish in time"
+        except (httpx.HTTPError, OffLoopback) as error:
+            self.result.outcome, self.result.detail = Outcome.ERROR, f"{error.__class__.__name__}: {error}"[:300]
+        finally:
+            if self.session is None:
+                await browser.close()
+        return self.result
+
+    def cancelled(self) -> AttendeeResult:
+        """The result of an attendee whose overall time ran out mid-walk."""
+        self.result.outcome = Outcome.TIMEOUT
+        self.result.detail = self.result.detail or "the attendee's time ran out"
+        return self.result
+
+    # --- the walk through the pages ---------------------------------------------------------
+
+    async def _launch(self, browser: Browser, click: float) -> str:
+        response = await browser.navigate(self.launch_url)
+        for _ in range(MAX_PAGES):
+            self.result.pages += 1
+            url = str(response.url)
+            path = urlsplit(url).path
+            page = _text(response)
+            status = response.status_code
+
+            if status == 200 and path.endswith("/oauth2/authorize") and 'name="sub"' in page:
+                # The identity provider's form: the attendee logs in with their own account.
+                response = await browser.navigate(url, data={"sub": self.name})
+                self.result.login_s = round(time.monotonic() - click, 3)
+                continue
+            if status == 403 and FULL_PAGE in page.lower():
+                raise Stop(Outcome.REFUSED, _page_message(page))
+            if status == 429:
+                response = await self._try_again(browser, response)
+                continue
+            if "/hub/spawn-pending/" in path and status == 200:
+                await self._watch_spawn(browser, url, page)
+                self._note_spawn(browser, ready_at=time.monotonic())
+                response = await browser.navigate(url)  # the page reloads itself once the server is ready
+                continue
+            if status == 200 and path.endswith("/git-pull") and "data-xsrf" in page:
+                self._note_spawn(browser)
+                target = await self._pull(browser, url, page)
+                response = await browser.navigate(target)
+                continue
+            if status == 200 and "/lab" in path and path.startswith("/user/"):
+                return url
+            if status == 424 or ('id="start"' in page and "/hub/" in path):
+                # "Server not running" (or a failed spawn's "Relaunch"): the attendee clicks the button.
+                start = re.search(r'id="start"[^>]*href="([^"]+)"', page, re.S) or \
+                    re.search(r'href="([^"]+)"[^>]*id="start"', page, re.S)
+                if "Spawn failed" in page or not start:
+                    raise Stop(Outcome.SPAWN_FAILED, _page_message(page))
+                self.result.retries += 1
+                response = await browser.navigate(str(response.url.join(html.unescape(start.group(1)))))
+                continue
+            if status >= 500 and "spawn" in page.lower():
+                raise Stop(Outcome.SPAWN_FAILED, f"HTTP {status} at {path}: {_page_message(page)}")
+            raise Stop(Outcome.ERROR, f"HTTP {status} at {path}: {_page_message(page)}")
+        raise Stop(Outcome.ERROR, f"no notebook after {MAX_PAGES} pages")
+
+    def _note_spawn(self, browser: Browser, ready_at: float | None = None) -> None:
+        """Did this launch start the server, and how long did it take? From the redirect chain:
+        the hub's /hub/spawn/ answered with a redirect (the spawn began) until the progress stream
+        said 'ready' or, for a fast spawn the hub waited out itself, until the first user-server page."""
+        if self.result.spawn_s is not None:
+            return
+        began = next((sent for sent, status, path in browser.hops
+                      if "/hub/spawn/" in path and status in (302, 303)), None)
+        if began is None:
+            return
+        self.result.spawned = True
+        if ready_at is None:
+            ready_at = next((sent for sent, _, path in browser.hops if sent > began and path.startswith("/user/")),
+                            time.monotonic())
+        self.result.spawn_s = round(ready_at - began, 3)
+
+    async def _try_again(self, browser: Browser, response: httpx.Response) -> httpx.Response:
+        """A 429 page ("Too many users trying to log in right now. Try again in 30 seconds"):
+        the attendee waits as told, then reloads."""
+        self.result.http_429 += 1
+        self.result.retries += 1
+        if self.result.retries > MAX_RETRIES:
+            raise Stop(Outcome.GAVE_UP, f"{self.result.http_429} 'try again' pages: {_page_message(_text(response))}")
+        try:
+            wait = float(response.headers.get("Retry-After", "10"))
+        except ValueError:
+            wait = 10.0
+        await asyncio.sleep(min(max(wait, 1.0), self.max_retry_wait))
+        return await browser.navigate(str(response.url))
+
+    async def _watch_spawn(self, browser: Browser, url: str, page: str) -> None:
+        found = re.search(r'new EventSource\("([^"]+)"\)', page)
+        if not found:
+            raise Stop(Outcome.ERROR, "the spawn-pending page has no progress stream")
+        progress = urlsplit(str(httpx.URL(url).join(html.unescape(found.group(1)))))
+        query = dict(part.split("=", 1) for part in progress.query.split("&") if "=" in part)
+        params = {key: unquote(value) for key, value in query.items()}
+        base = f"{progress.scheme}://{progress.netloc}{progress.path}"
+        events = await browser.events(base, params=params, timeout=self.spawn_timeout)
+        last = events[-1] if events else {}
+        if last.get("failed"):
+            raise Stop(Outcome.SPAWN_FAILED, str(last.get("message", "spawn failed")))
+        if not last.get("ready"):
+            raise Stop(Outcome.SPAWN_FAILED, f"the progress stream ended without 'ready': {last}")
+
+    async def _pull(self, browser: Browser, url: str, page: str) -> str:
+        """What nbgitpuller's page script does: its EventSource on git-pull/api, then the redirect."""
+        began = time.monotonic()
+        base = _attr(page, "data-base-url") or ""
+        params = {"_xsrf": _attr(page, "data-xsrf") or "", "repo": _attr(page, "data-repo") or "",
+                  "targetpath": _attr(page, "data-targetpath") or ""}
+        for optional in ("depth", "branch", "backup"):
+            value = _attr(page, f"data-{optional}")
+            if value is not None:
+                params[optional] = value
+        api = str(httpx.URL(url).join(f"{base}git-pull/api"))
+        events = await browser.events(api, params=params, timeout=self.pull_timeout)
+        last = events[-1] if events else {}
+        if last.get("phase") != "finished":
+            raise Stop(Outcome.PULL_FAILED, str(last.get("message", f"the pull ended without 'finished': {last}"))[:300])
+        self.result.pull_s = round(time.monotonic() - began, 3)
+        return str(httpx.URL(url).join(f"{base}{_attr(page, 'data-path') or ''}"))
+
+    # --- where no login page can be automated: an admin-issued token --------------------------
+
+    async def _launch_with_token(self, browser: Browser, click: float) -> str:
+        """The launch as the hub's own pages would run it, through the REST API with the
+        attendee's token (the hub's HTML pages take cookies only), then the same git-pull page."""
+        parts = urlsplit(self.launch_url)
+        hub = f"{parts.scheme}://{parts.netloc}"
+        api = f"{hub}/hub/api/users/{user_path(self.name)}"
+        for _ in range(MAX_RETRIES + 1):
+            _check(api)
+            response = await browser.client.post(f"{api}/server")
+            if response.status_code == 429:
+                await asyncio.sleep(min(float(response.headers.get("Retry-After", "10")), self.max_retry_wait))
+                self.result.http_429 += 1
+                self.result.retries += 1
+                continue
+            break
+        else:
+            raise Stop(Outcome.GAVE_UP, f"{self.result.http_429} 'try again' answers")
+        if response.status_code in (201, 202):
+            began = time.monotonic()
+            self.result.spawned = True
+            events = await browser.events(f"{api}/server/progress", params={}, timeout=self.spawn_timeout)
+            if not (events and events[-1].get("ready")):
+                raise Stop(Outcome.SPAWN_FAILED, str(events[-1:]))
+            self.result.spawn_s = round(time.monotonic() - began, 3)
+        elif not (response.status_code == 400 and "already running" in _text(response)):
+            raise Stop(Outcome.SPAWN_FAILED, f"HTTP {response.status_code}: {_text(response)[:200]}")
+        page_url = f"{hub}/user/{user_path(self.name)}/git-pull?{parts.query}"
+        response = await browser.navigate(page_url)
+        if response.status_code != 200 or "data-xsrf" not in _text(response):
+            raise Stop(Outcome.ERROR, f"HTTP {response.status_code} at the git-pull page")
+        target = await self._pull(browser, str(response.url), _text(response))
+        response = await browser.navigate(target)
+        if response.status_code != 200:
+            raise Stop(Outcome.ERROR, f"HTTP {response.status_code} at {response.url.path}")
+        return str(response.url)
+
+    # --- a kernel and the first code cell ---------------------------------------------------
+
+    async def _run_first_cell(self, browser: Browser, notebook_url: str) -> None:
+        """What JupyterLab does when the attendee presses Shift-Enter on the first code cell."""
+        began = time.monotonic()
+        parts = urlsplit(notebook_url)
+        server = f"{parts.scheme}://{parts.netloc}{parts.path.split('/lab', 1)[0]}/"
+        notebook = unquote(parts.path.split("/lab/tree/", 1)[1])
+        headers = {**SCRIPT, "X-XSRFToken": browser.xsrf_cookie(urlsplit(server).path)}
+        try:
+            contents = await browser.client.get(f"{server}api/contents/{notebook}", params={"content": "1"},
+                                                headers=headers)
+            contents.raise_for_status()
+            source = next(("".join(c["source"]) if isinstance(c["source"], list) else c["source"]
+                           for c in contents.json()["content"]["cells"] if c["cell_type"] == "code"), None)
+            if source is None:
+                self.result.first_cell_s = 0.0
+                return
+            created = await browser.client.post(f"{server}api/sessions", headers=headers, json={
+                "path": notebook, "name": notebook.rsplit("/", 1)[-1], "type": "notebook",
+                "kernel": {"name": self.kernel}})
+            created.raise_for_status()
+            session = created.json()
+            self.session = Session(browser, f"{server}api/sessions/{session['id']}")
+            channels = (f"ws://{parts.netloc}{urlsplit(server).path}api/kernels/{session['kernel']['id']}/channels"
+                        f"?session_id={uuid.uuid4().hex}")
+            reply = await asyncio.wait_for(_execute(browser, channels, source, self.name), self.cell_timeout)
+        except TimeoutError:
+            raise Stop(Outcome.CELL_FAILED, f"no answer from the kernel within {self.cell_timeout:.0f} s") from None
+        except httpx.HTTPStatusError as error:
+            raise Stop(Outcome.CELL_FAILED, f"HTTP {error.response.status_code} from {error.request.url.path}") from None
+        if reply.get("status") != "ok":
+            raise Stop(Outcome.CELL_FAILED, f"{reply.get('ename', '')}: {reply.get('evalue', '')}"[:300])
+        self.result.first_cell_s = round(time.monotonic() - began, 3)
+
+    async def close(self) -> None:
+        """Shut the attendee's kernel down and close the browser."""
+        if self.session is None:
+            return
+        session, self.session = self.session, None
+        try:
+            await session.browser.client.delete(session.delete_url, headers={
+                **SCRIPT, "X-XSRFToken": session.browser.xsrf_cookie(urlsplit(session.delete_url).path)})
+        except httpx.HTTPError:
+            pass
+        await session.browser.close()
+
+
+async def _execute(browser: Browser, channels_url: str, code: str, username: str) -> dict[str, Any]:
+    """Run `code` over the kernel's websocket (Jupyter messaging v5, JSON frames) and return the
+    execute_reply content once the kernel is idle again."""
+    from tornado.httpclient import HTTPRequest
+    from tornado.websocket import websocket_connect
+
+    _check(channels_url)
+    request = HTTPRequest(channels_url, headers={"Cookie": browser.cookie_header(channels_url),
+                                                 "Sec-Fetch-Mode": "websocket"})
+    connection = await websocket_connect(request)
+    try:
+        msg_id = uuid.uuid4().hex
+        connection.write_message(json.dumps({
+            "header": {"msg_id": msg_id, "username": username, "session": uuid.uuid4().hex,
+                       "msg_type": "execute_request", "version": "5.3",
+                       "date": dt.datetime.now(dt.timezone.utc).isoformat()},
+            "parent_header": {}, "metadata": {}, "channel": "shell", "buffers": [],
+            "content": {"code": code, "silent": False, "store_history": True, "user_expressions": {},
+                        "allow_stdin": False, "stop_on_error": True},
+        }))
+        reply: dict[str, Any] | None = None
+        idle = False
+        for _ in range(10_000):
+            raw = await connection.read_message()
+            if raw is None:
+                raise httpx.ReadError("the kernel's websocket closed")
+            message = json.loads(raw)
+            if message.get("parent_header", {}).get("msg_id") != msg_id:
+                continue
+            kind = message["header"]["msg_type"]
+            if kind == "execute_reply":
+                reply = message["content"]
+            elif kind == "status" and message["content"].get("execution_state") == "idle":
+                idle = True
+            if reply is not None and idle:
+                return reply
+        raise httpx.ReadError("too many kernel messages")
+    finally:
+        connection.close()
+

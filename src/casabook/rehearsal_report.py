@@ -1,0 +1,124 @@
+"""A rehearsal's results for the organisers: a rich table, rehearsal.json and a PNG of the time to
+notebook (matplotlib's Agg backend: no display needed)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from casabook.rehearse import Rehearsal, percentile
+
+JSON_NAME = "rehearsal.json"
+PLOT_NAME = "time-to-notebook.png"
+
+
+def _seconds(value: float | None) -> str:
+    return "–" if value is None else f"{value:.1f} s"
+
+
+def summary_table(rehearsal: Rehearsal, title: str = "Rehearsal") -> Table:
+    s = rehearsal.summary()
+    plan = rehearsal.plan
+    table = Table(title=title, show_header=False, title_justify="left")
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    ttn = s["time_to_notebook_s"]
+    table.add_row("attendees", f"{s['participants']} clicking within {plan.ramp_s:g} s ({plan.login} login)")
+    cap = f" (cap {s['cap']})" if s["cap"] else ""
+    table.add_row("admitted / refused", f"{s['admitted']} / {s['refused']}{cap}")
+    if rehearsal.hub_view:
+        view = rehearsal.hub_view
+        table.add_row("the hub's count", f"{view['admitted']} places taken of {view['participants']}, "
+                                          f"{view['waitlist']} on the waiting list")
+    table.add_row("notebook open", str(s["in"]))
+    table.add_row("time to notebook", f"p50 {_seconds(ttn['p50'])} · p95 {_seconds(ttn['p95'])} · max {_seconds(ttn['max'])}")
+    table.add_row("servers started by the crowd", str(s["spawned"]))
+    table.add_row("spawn failures", str(s["spawn_failures"]))
+    if s["other_failures"]:
+        table.add_row("other outcomes", ", ".join(f"{k}: {v}" for k, v in s["other_failures"].items()))
+    table.add_row("429 'try again' / retries", f"{s['http_429']} / {s['retries']}")
+    if plan.run_first_cell:
+        table.add_row("first cell run", f"p50 {_seconds(s['first_cell_s']['p50'])} · p95 {_seconds(s['first_cell_s']['p95'])}")
+    fp = rehearsal.footprint
+    if fp:
+        cpu = fp["cpu_seconds"]
+        table.add_row("CPU seconds", f"{fp['cpu_seconds_total']:.0f} (hub {cpu['hub']:.0f}, proxy {cpu['proxy']:.0f}, "
+                                     f"servers {cpu['servers']:.0f}) = {fp['cpu_seconds_per_attendee']:.1f} per attendee")
+        peak = fp["rss_mib_peak"]
+        table.add_row("memory (peak RSS)", f"servers {peak['servers']:.0f} MiB = {fp['server_rss_mib_per_attendee']:.0f} "
+                                           f"MiB per attendee; hub {peak['hub']:.0f} MiB, proxy {peak['proxy']:.0f} MiB")
+    table.add_row("wall time", _seconds(s["seconds"]))
+    return table
+
+
+def failures_table(rehearsal: Rehearsal, limit: int = 10) -> Table | None:
+    failed = [a for a in rehearsal.attendees if a.outcome not in ("in", "refused")]
+    if not failed:
+        return None
+    table = Table(title=f"Attendees who did not reach the notebook ({len(failed)})", title_justify="left")
+    for column in ("attendee", "outcome", "detail"):
+        table.add_column(column)
+    for a in failed[:limit]:
+        table.add_row(a.name, a.outcome, a.detail)
+    return table
+
+
+def render(rehearsal: Rehearsal, console: Console, title: str = "Rehearsal") -> None:
+    console.print(summary_table(rehearsal, title))
+    failures = failures_table(rehearsal)
+    if failures:
+        console.print(failures)
+
+
+def plot_time_to_notebook(series: dict[str, list[float]], path: Path, *, title: str) -> Path:
+    """Histogram and cumulative share of attendees with their notebook open, one line per run."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, (hist, ecdf) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    upper = max((max(v) for v in series.values() if v), default=1.0)
+    bins = [upper * i / 30 for i in range(31)]
+    for label, values in series.items():
+        if not values:
+            continue
+        ordered = sorted(values)
+        p95 = percentile(ordered, 95)
+        hist.hist(ordered, bins=bins, alpha=0.6, label=f"{label} (n={len(ordered)})")
+        share = [0.0] + [(i + 1) / len(ordered) for i in range(len(ordered))]
+        line, = ecdf.step([0.0, *ordered], share, where="post", label=f"{label}: p95 {p95:.1f} s")
+        ecdf.axvline(p95, color=line.get_color(), linestyle=":", linewidth=1)
+    hist.set_xlabel("time to notebook (s)")
+    hist.set_ylabel("attendees")
+    hist.legend()
+    ecdf.set_xlabel("time to notebook (s)")
+    ecdf.set_ylabel("share of attendees with the notebook open")
+    ecdf.set_ylim(0, 1.02)
+    ecdf.set_xlim(0, upper * 1.05)
+    hist.yaxis.get_major_locator().set_params(integer=True)
+    ecdf.grid(alpha=0.3)
+    ecdf.legend(loc="lower right")
+    fig.suptitle(title)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def write_outputs(rehearsal: Rehearsal, output: Path, *, extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
+    output.mkdir(parents=True, exist_ok=True)
+    data = rehearsal.to_json()
+    if extra:
+        data.update(extra)
+    json_path = output / JSON_NAME
+    json_path.write_text(json.dumps(data, indent=2) + "\n")
+    s = rehearsal.summary()
+    times = [a.time_to_notebook for a in rehearsal.attendees if a.time_to_notebook is not None]
+    title = (f"{s['participants']} attendees within {rehearsal.plan.ramp_s:g} s: "
+             f"{s['admitted']} admitted, {s['refused']} refused")
+    plot = plot_time_to_notebook({"rehearsal": times}, output / PLOT_NAME, title=title)
+    return json_path, plot

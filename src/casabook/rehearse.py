@@ -1,0 +1,355 @@
+"""Rehearse the crowd: N simulated attendees click a launch link within a ramp, concurrently, and
+each walks to a notebook open in JupyterLab (casabook.attendee) while the hub's process tree is
+measured (casabook.footprint). The result says whether the hub holds the planned crowd: time to
+notebook (p50, p95, max), who got in and who met the "workshop full" page, spawn failures, the
+hub's "try again" answers, and CPU and memory per attendee.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+import os
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import httpx
+from rich.console import Console
+from rich.progress import Progress
+
+from casabook.attendee import Attendee, AttendeeResult, Outcome
+from casabook.errors import CasabookError
+from casabook.footprint import Footprint
+from casabook.hubapi import HubAPI, require_loopback, user_path
+
+if TYPE_CHECKING:
+    from casabook.model import Facility, Workshop
+
+LOGIN_OIDC = "oidc"
+LOGIN_TOKEN = "token"
+# Attendees whose walk got past the login and the cap, whatever happened after.
+ADMITTED = (Outcome.IN, Outcome.CELL_FAILED, Outcome.PULL_FAILED, Outcome.SPAWN_FAILED)
+
+
+@dataclass(frozen=True)
+class CrowdPlan:
+    hub_url: str
+    launch_url: str  # the link every attendee clicks (casabook.links.launch_url into this hub)
+    participants: int
+    ramp_s: float = 10.0
+    cap: int | None = None  # the participant cap the hub enforces, for the report
+    login: str = LOGIN_OIDC
+    oidc_url: str | None = None  # the local identity provider (login=oidc)
+    api_token: str | None = None  # the organisers' admin token (login=token; the cap's own view)
+    run_first_cell: bool = False
+    kernel: str = "python3"
+    name_prefix: str = "attendee"
+    attendee_timeout_s: float = 600.0
+    spawn_timeout_s: float = 300.0
+    max_retry_wait_s: float = 60.0
+    hub_pid: int | None = None
+    sample_interval_s: float = 1.0
+
+    def names(self) -> list[str]:
+        width = max(3, len(str(self.participants)))
+        return [f"{self.name_prefix}-{i:0{width}d}" for i in range(1, self.participants + 1)]
+
+    def click_times(self) -> list[float]:
+        """Evenly spread over the ramp: attendee i clicks at ramp * i / (N - 1)."""
+        if self.participants == 1:
+            return [0.0]
+        return [self.ramp_s * i / (self.participants - 1) for i in range(self.participants)]
+
+
+@dataclass
+class Rehearsal:
+    plan: CrowdPlan
+    attendees: list[AttendeeResult] = field(default_factory=list)
+    seconds: float = 0.0
+    footprint: dict[str, Any] | None = None
+    hub_view: dict[str, Any] | None = None  # the cap as the hub reports it, when the token may read it
+
+    def summary(self) -> dict[str, Any]:
+        outcomes = Counter(a.outcome for a in self.attendees)
+        times = sorted(a.time_to_notebook for a in self.attendees if a.time_to_notebook is not None)
+        admitted = sum(outcomes[o] for o in ADMITTED)
+        return {
+            "participants": self.plan.participants,
+            "cap": self.plan.cap,
+            "admitted": admitted,
+            "refused": outcomes[Outcome.REFUSED],
+            "in": outcomes[Outcome.IN],
+            "spawn_failures": outcomes[Outcome.SPAWN_FAILED],
+            "other_failures": {o: n for o, n in sorted(outcomes.items())
+                               if o not in (Outcome.IN, Outcome.REFUSED, Outcome.SPAWN_FAILED)},
+            "spawned": sum(a.spawned for a in self.attendees),
+            "http_429": sum(a.http_429 for a in self.attendees),
+            "retries": sum(a.retries for a in self.attendees),
+            "time_to_notebook_s": {"p50": percentile(times, 50), "p95": percentile(times, 95),
+                                   "max": times[-1] if times else None, "n": len(times)},
+            "first_cell_s": _spread([a.first_cell_s for a in self.attendees]),
+            "spawn_s": _spread([a.spawn_s for a in self.attendees]),
+            "pull_s": _spread([a.pull_s for a in self.attendees]),
+            "seconds": self.seconds,
+        }
+
+    def to_json(self) -> dict[str, Any]:
+        plan = {k: v for k, v in self.plan.__dict__.items() if k not in ("api_token",)}
+        return {"summary": self.summary(), "footprint": self.footprint, "hub_view": self.hub_view,
+                "plan": plan, "machine": {"cpus": os.cpu_count()},
+                "attendees": [a.to_json() for a in self.attendees]}
+
+
+def percentile(values: list[float], p: float) -> float | None:
+    """Nearest-rank percentile (no interpolation): the value at least p% of attendees reached."""
+    if not values:
+        return None
+    ordered = sorted(values)
+    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
+
+
+def _spread(values: list[float | None]) -> dict[str, float | None]:
+    present = sorted(v for v in values if v is not None)
+    return {"p50": percentile(present, 50), "p95": percentile(present, 95),
+            "max": present[-1] if present else None, "n": len(present)}
+
+
+async def register_identities(oidc_url: str, names: list[str]) -> None:
+    """Give each simulated attendee an account at the local identity provider (its PUT /users/<sub>),
+    with the claims the hub reads, as the demo users have."""
+    from casabook.hub.local import DemoUser
+
+    require_loopback(oidc_url, "--oidc-url")
+    gate = asyncio.Semaphore(20)
+    async with httpx.AsyncClient(timeout=30) as client:
+        async def one(name: str) -> None:
+            async with gate:
+                (await client.put(f"{oidc_url}/users/{user_path(name)}", json=DemoUser(name).claims)).raise_for_status()
+
+        await asyncio.gather(*(one(name) for name in names))
+
+
+async def issue_tokens(hub_url: str, admin_token: str, names: list[str]) -> dict[str, str]:
+    """Admin-issued tokens, where no login page can be automated. Creating the users through the
+    API bypasses the login, so the cap is not exercised: such a rehearsal refuses nobody."""
+    async with HubAPI(hub_url, admin_token) as api:
+        gate = asyncio.Semaphore(10)
+
+        async def one(name: str) -> tuple[str, str]:
+            async with gate:
+                await api.create_user(name)
+                return name, await api.create_token(name, note="casabook rehearsal", expires_in=3 * 3600)
+
+        return dict(await asyncio.gather(*(one(name) for name in names)))
+
+
+async def hub_view(hub_url: str, token: str | None) -> dict[str, Any] | None:
+    """The cap as the hub itself reports it (the organisers' page /hub/api/casabook/cap)."""
+    if not token:
+        return None
+    async with HubAPI(hub_url, token) as api:
+        try:
+            cap = (await api.request("GET", "casabook/cap")).json()
+        except Exception:  # noqa: BLE001 (an older hub without the page: the report just lacks it)
+            return None
+        return {"participants": cap.get("participants"), "admitted": len(cap.get("admitted", [])),
+                "waitlist": len(cap.get("waitlist", []))}
+
+
+async def rehearse_crowd(plan: CrowdPlan, *, on_start: Callable[[str], None] | None = None,
+                         on_done: Callable[[AttendeeResult], None] | None = None) -> Rehearsal:
+    require_loopback(plan.hub_url, "--hub-url")
+    require_loopback(plan.launch_url, "--hub-url")
+    names = plan.names()
+    tokens: dict[str, str] = {}
+    if plan.login == LOGIN_OIDC:
+        if not plan.oidc_url:
+            raise ValueError("login=oidc needs the identity provider's URL")
+        await register_identities(plan.oidc_url, names)
+    else:
+        if not plan.api_token:
+            raise ValueError("login=token needs the organisers' admin token")
+        tokens = await issue_tokens(plan.hub_url, plan.api_token, names)
+
+    footprint = Footprint(plan.hub_pid) if plan.hub_pid else None
+    if footprint:
+        footprint.sample(baseline=True)
+        sampler = asyncio.create_task(footprint.watch(plan.sample_interval_s))
+    origin = time.monotonic()
+    attendees = [Attendee(name, plan.launch_url, kernel=plan.kernel, run_first_cell=plan.run_first_cell,
+                          spawn_timeout=plan.spawn_timeout_s, max_retry_wait=plan.max_retry_wait_s,
+                          token=tokens.get(name), started=origin) for name in names]
+
+    async def walk(attendee: Attendee, at: float) -> AttendeeResult:
+        await asyncio.sleep(max(0.0, origin + at - time.monotonic()))
+        if on_start:
+            on_start(attendee.name)
+        try:
+            async with asyncio.timeout(plan.attendee_timeout_s):
+                result = await attendee.run()
+        except TimeoutError:
+            result = attendee.cancelled()
+        if on_done:
+            on_done(result)
+        return result
+
+    try:
+        results = await asyncio.gather(*(walk(a, at) for a, at in zip(attendees, plan.click_times(), strict=True)))
+    finally:
+        if footprint:
+            sampler.cancel()
+    rehearsal = Rehearsal(plan, list(results), seconds=round(time.monotonic() - origin, 3))
+    if footprint:
+        # One last look with every server (and kernel) still up, then the kernels go.
+        await asyncio.to_thread(footprint.sample)
+        rehearsal.footprint = footprint.report(sum(r.outcome in ADMITTED for r in results))
+    await asyncio.gather(*(a.close() for a in attendees))
+    rehearsal.hub_view = await hub_view(plan.hub_url, plan.api_token)
+    return rehearsal
+
+
+# --- the `casabook rehearse` command ---------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class RehearseOptions:
+    facility: str
+    participants: int
+    ramp_s: float = 10.0
+    run_first_cell: bool = False
+    hub_url: str | None = None
+    output: Path | None = None
+    cap: int | None = None
+    track: str | None = None
+    notebook: str | None = None
+    repo: str | None = None
+    branch: str | None = None
+    login: str | None = None  # default: oidc where the facility's identity provider is the local one
+    timeout_s: float | None = None
+    name_prefix: str = "attendee"
+
+
+def choose_link(workshop: Workshop, facility: Facility, hub_url: str, options: RehearseOptions) -> str:
+    """The launch link the crowd clicks: a track's notebook (the first one on this facility by
+    default), its materials as casabook.links publishes them, into the rehearsed hub."""
+    from casabook.links import LaunchLink, broken_links, default_source, launch_url
+
+    if options.track:
+        track = workshop.select_tracks([options.track])[0]
+    else:
+        track = next((t for t in workshop.tracks.values() if t.facility == facility.name),
+                     next(iter(workshop.tracks.values())))
+    notebook = options.notebook or track.notebooks[0].path
+    source = default_source(workshop.root, track, repo=options.repo, branch=options.branch)
+    if not options.repo and not track.materials.repo:
+        # The materials are this repository: the link must not be broken before we time it.
+        link = LaunchLink(track.name, notebook, notebook, facility.name, hub_url, source)
+        for _, reason in broken_links(workshop.root, [link]):
+            raise CasabookError("broken-link", f"the rehearsal's launch link is broken: {reason}", key="--notebook")
+    return launch_url(hub_url, source, notebook)
+
+
+def _progress(console: Console, total: int) -> tuple[Progress, Callable[[str], None], Callable[[AttendeeResult], None]]:
+    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
+
+    progress = Progress(TextColumn("[bold]attendees[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
+                        TextColumn("{task.fields[counts]}"), console=console, transient=False)
+    task = progress.add_task("crowd", total=total, counts="")
+    seen: Counter[str] = Counter()
+
+    def show() -> None:
+        walking = seen["clicked"] - sum(v for k, v in seen.items() if k != "clicked")
+        parts = [f"walking {walking}"] + [f"{k} {v}" for k, v in sorted(seen.items()) if k != "clicked"]
+        progress.update(task, counts=" · ".join(parts))
+
+    def started(name: str) -> None:
+        seen["clicked"] += 1
+        show()
+
+    def done(result: AttendeeResult) -> None:
+        seen[result.outcome] += 1
+        progress.advance(task)
+        show()
+
+    return progress, started, done
+
+
+def run_command(root: Path, options: RehearseOptions, console: Console) -> int:
+    """Rehearse, print the results, write rehearsal.json and the plot. 0 when every attendee either
+    reached the notebook or met the workshop-full page; 1 otherwise."""
+    import datetime as dt
+    import shutil
+    import tempfile
+
+    from casabook.footprint import hub_pid_for
+    from casabook.hub.serve import prepare_stack
+    from casabook.model import load_workshop
+    from casabook.organiser import identity_provider_of, organiser_token
+    from casabook.rehearsal_hub import RehearsalStack
+    from casabook.rehearsal_report import render, write_outputs
+
+    if options.participants < 1:
+        raise CasabookError("bad-participants", "expected at least 1 attendee", key="--participants")
+    workshop = load_workshop(root)
+    facility = workshop.facility(options.facility)
+    stamp = dt.datetime.now().strftime("%Y%m%d-%H%M%S")
+    output = options.output or workshop.root / ".casabook" / "rehearsals" / f"{facility.name}-{stamp}"
+    stack: RehearsalStack | None = None
+    state = None
+    try:
+        if options.hub_url:
+            if options.cap:
+                raise CasabookError("cap-with-hub-url", "--cap sets the cap of a hub casabook starts; a running hub "
+                                    "keeps its own (start it with `casabook hub --participants N`)", key="--cap")
+            hub_url = require_loopback(options.hub_url, "--hub-url")
+            token = organiser_token(workshop.root)
+            hub_pid = hub_pid_for(hub_url)
+            cap = facility.caps.participants
+        else:
+            if not facility.is_local:
+                raise CasabookError("not-a-local-facility",
+                                    f"facility {facility.name!r}'s hub is at {facility.hub.url}; casabook sends rehearsal "
+                                    "traffic only to this machine: forward it to a local port and give --hub-url",
+                                    key="--hub-url")
+            cap = options.cap or facility.caps.participants
+            state = tempfile.TemporaryDirectory(prefix="casabook-rehearsal-")
+            base = prepare_stack(workshop, facility=facility.name, state_dir=Path(state.name), port=0, participants=cap)
+            stack = RehearsalStack(root=base.root, state_dir=base.state_dir, facility=base.facility,
+                                   participants=cap, contact=base.contact)
+            with console.status(f"starting the hub ({facility.name}, cap {cap})"):
+                stack.start()
+            hub_url, token, hub_pid = stack.hub_url, stack.api_token, stack.hub_process.pid if stack.hub_process else None
+        login = options.login or (LOGIN_OIDC if facility.authenticator.kind == "local-oidc" else LOGIN_TOKEN)
+        oidc_url = None
+        if login == LOGIN_OIDC:
+            oidc_url = stack.oidc_url if stack else asyncio.run(identity_provider_of(hub_url))
+        elif not token:
+            raise CasabookError("no-token", "--login token needs the organisers' API token (CASABOOK_API_TOKEN)",
+                                key="--login")
+        start_timeout = facility.hub.start_timeout_seconds
+        plan = CrowdPlan(
+            hub_url=hub_url, launch_url=choose_link(workshop, facility, hub_url, options),
+            participants=options.participants, ramp_s=options.ramp_s, cap=cap, login=login, oidc_url=oidc_url,
+            api_token=token, run_first_cell=options.run_first_cell, kernel=facility.kernel,
+            name_prefix=options.name_prefix, attendee_timeout_s=options.timeout_s or 2 * start_timeout + 300,
+            spawn_timeout_s=start_timeout + 60, hub_pid=hub_pid)
+        progress, started, done = _progress(console, plan.participants)
+        with progress:
+            rehearsal = asyncio.run(rehearse_crowd(plan, on_start=started, on_done=done))
+        json_path, plot = write_outputs(rehearsal, output)
+        if stack:
+            shutil.copy(stack.log_path, output / "hub.log")
+    finally:
+        if stack:
+            with console.status("stopping the hub"):
+                stack.stop()
+        if state:
+            state.cleanup()
+    render(rehearsal, console, title=f"Rehearsal of {facility.name}")
+    console.print(f"results: {json_path}\nplot:    {plot}", highlight=False)
+    s = rehearsal.summary()
+    return 0 if s["in"] + s["refused"] == s["participants"] else 1
