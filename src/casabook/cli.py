@@ -201,6 +201,79 @@ def build_parser() -> argparse.ArgumentParser:
     up_cmd.add_argument("--participants", type=int, metavar="N", help="override the facility's participant cap")
     up_cmd.set_defaults(func=_cmd_up)
 
+    # rehearse / prewarm / stats: prove the hub holds the crowd, warm it up, count who came
+    def _cmd_rehearse(args: argparse.Namespace) -> int:
+        from casabook.rehearse import RehearseOptions, run_command
+
+        return run_command(_root(args), RehearseOptions(
+            facility=args.facility, participants=args.participants, ramp_s=args.ramp,
+            run_first_cell=args.run_first_cell, hub_url=args.hub_url,
+            output=Path(args.output) if args.output else None, cap=args.cap, track=args.track,
+            notebook=args.notebook, repo=args.repo, branch=args.branch, login=args.login,
+            timeout_s=args.timeout, name_prefix=args.name_prefix), out_console())
+
+    def _cmd_prewarm(args: argparse.Namespace) -> int:
+        from casabook.prewarm import run_command
+
+        users = None if args.registered else [u.strip() for u in args.users.split(",") if u.strip()]
+        return run_command(_root(args), facility_name=args.facility, users=users, hub_url=args.hub_url,
+                           track=args.track, repo=args.repo, branch=args.branch, concurrency=args.concurrency,
+                           console=out_console(), fmt=args.format)
+
+    def _cmd_stats(args: argparse.Namespace) -> int:
+        from casabook.stats import run_command
+
+        return run_command(_root(args), facility_name=args.facility, hub_url=args.hub_url, fmt=args.format,
+                           console=out_console())
+
+    rehearse = commands.add_parser("rehearse", help="simulate N attendees clicking a launch link; report time to "
+                                   "notebook, admitted and refused against the cap, failures, CPU and memory")
+    rehearse.add_argument("--facility", required=True, help="the facility to rehearse (hub-config/<name>.yml)")
+    rehearse.add_argument("--participants", type=int, required=True, metavar="N", help="simulated attendees")
+    rehearse.add_argument("--ramp", type=float, default=10.0, metavar="SECONDS",
+                          help="the attendees click spread evenly over this many seconds (default: 10)")
+    rehearse.add_argument("--run-first-cell", action="store_true",
+                          help="each attendee also starts a kernel and runs the notebook's first code cell")
+    rehearse.add_argument("--hub-url", metavar="URL", help="a running hub on 127.0.0.1 (default: start the "
+                          "facility's local hub for the rehearsal and stop it after)")
+    rehearse.add_argument("--cap", type=int, metavar="N", help="the participant cap of the hub casabook starts "
+                          "(default: the facility's)")
+    rehearse.add_argument("--output", metavar="DIR", help="rehearsal.json, time-to-notebook.png, hub.log "
+                          "(default: <repository>/.casabook/rehearsals/<facility>-<time>)")
+    rehearse.add_argument("--track", help="the track whose link is clicked (default: the first on the facility)")
+    rehearse.add_argument("--notebook", help="the notebook the link opens (default: the track's first)")
+    rehearse.add_argument("--repo", help="git URL of the materials (default: the track's, else this repository)")
+    rehearse.add_argument("--branch", help="branch of the materials (default: the track's, else the current one)")
+    rehearse.add_argument("--login", choices=["oidc", "token"], help="oidc: the identity provider's own login "
+                          "(default where it is the local one); token: admin-issued tokens (no cap at login)")
+    rehearse.add_argument("--timeout", type=float, metavar="SECONDS", help="per attendee (default: twice the "
+                          "facility's start timeout plus 300)")
+    rehearse.add_argument("--name-prefix", default="attendee", help="attendee names: <prefix>-001, ... "
+                          "(the same names again are returning participants)")
+    rehearse.set_defaults(func=_cmd_rehearse)
+
+    prewarm_cmd = commands.add_parser("prewarm", help="start participants' servers and pull the materials before "
+                                      "a session (REST API, narrow service token)")
+    prewarm_cmd.add_argument("--facility", required=True, help="the facility whose hub to warm")
+    who = prewarm_cmd.add_mutually_exclusive_group(required=True)
+    who.add_argument("--users", metavar="A,B,...", help="these participants (each must have logged in once)")
+    who.add_argument("--registered", action="store_true", help="every registered participant")
+    prewarm_cmd.add_argument("--hub-url", metavar="URL", help="the hub on 127.0.0.1 (default: the facility's URL)")
+    prewarm_cmd.add_argument("--track", help="whose materials to pull (default: the first track on the facility)")
+    prewarm_cmd.add_argument("--repo", help="git URL of the materials (default: the track's, else this repository)")
+    prewarm_cmd.add_argument("--branch", help="branch of the materials (default: the track's, else the current one)")
+    prewarm_cmd.add_argument("--concurrency", type=int, metavar="N",
+                             help="servers started at once (default: the facility's concurrent_spawns, at most 10)")
+    prewarm_cmd.add_argument("--format", choices=["table", "json"], default="table")
+    prewarm_cmd.set_defaults(func=_cmd_prewarm)
+
+    stats = commands.add_parser("stats", help="participants registered against the cap, active in 24 h, servers "
+                                "running, total ever (the hub's REST API)")
+    stats.add_argument("--facility", required=True, help="the facility whose hub to ask")
+    stats.add_argument("--hub-url", metavar="URL", help="the hub on 127.0.0.1 (default: the facility's URL)")
+    stats.add_argument("--format", choices=["table", "json"], default="table")
+    stats.set_defaults(func=_cmd_stats)
+
     return parser
 
 
