@@ -1,0 +1,374 @@
+"""casabook validate: the papermill matrix, with real kernels on tiny generated notebooks.
+
+Each workshop here is a real folder (tracks/, hub-config/, notebooks/) built in tmp_path from the
+repository's own facility files; each run starts a real ipykernel.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+import yaml
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+
+from casabook.cli import main
+from casabook.errors import CasabookError
+from casabook.model import load_workshop
+from casabook.notebook_checks import check_parameters, environment_reads
+from casabook.report import Report
+from casabook.validate import validate
+
+REPO = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.notebooks
+
+
+# --- building workshops -----------------------------------------------------------------------
+
+
+def parameters_cell(*names: str) -> nbformat.NotebookNode:
+    lines = {
+        "data_root": 'data_root = os.environ.get("CASABOOK_DATA_ROOT", "../../.casabook/data")',
+        "dask_scheduler_address": 'dask_scheduler_address = os.environ.get("DASK_SCHEDULER_ADDRESS", "")',
+        "output_dir": 'output_dir = "output"',
+    }
+    cell = new_code_cell("import os\n" + "\n".join(lines[name] for name in names or lines))
+    cell.metadata["tags"] = ["parameters"]
+    return cell
+
+
+def notebook(*sources: str, kernel: str = "python3", parameters: bool = True) -> nbformat.NotebookNode:
+    """A notebook as the conventions lay it out: title, imports-and-parameters cell, then the given code cells."""
+    cells = [new_markdown_cell("# A generated notebook")]
+    if parameters:
+        cells.append(parameters_cell())
+    cells.extend(new_code_cell(source) for source in sources)
+    nb = new_notebook(cells=cells)
+    nb.metadata["kernelspec"] = {"name": kernel, "display_name": "Python 3 (ipykernel)", "language": "python"}
+    return nb
+
+
+WRITE_RESULTS = """\
+import json, pathlib
+pathlib.Path(output_dir).mkdir(parents=True, exist_ok=True)
+(pathlib.Path(output_dir) / "STEM.json").write_text(json.dumps(results))"""
+
+
+def write_results(stem: str) -> str:
+    """The results JSON the notebook conventions ask for: <output_dir>/<notebook stem>.json."""
+    return WRITE_RESULTS.replace("STEM", stem)
+
+
+def facility_file(name: str, **changes: object) -> dict:
+    data = yaml.safe_load((REPO / "hub-config" / f"{name}.yml").read_text())
+    data.update(changes)
+    return data
+
+
+def make_workshop(root: Path, notebooks: dict[str, nbformat.NotebookNode], *, facility: str = "local",
+                  facilities: dict[str, dict] | None = None) -> Path:
+    """tracks/t.yml listing the notebooks (notebooks/t/<name>.ipynb) on `facility`."""
+    (root / "hub-config").mkdir(parents=True)
+    (root / "tracks").mkdir()
+    for name, data in (facilities or {"local": facility_file("local"),
+                                      "coffea-casa-cms": facility_file("coffea-casa-cms")}).items():
+        (root / "hub-config" / f"{name}.yml").write_text(yaml.safe_dump(data))
+    entries = []
+    for name, nb in notebooks.items():
+        path = root / "notebooks" / "t" / f"{name}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path)
+        entries.append({"path": f"notebooks/t/{name}.ipynb", "title": name, "minutes": 5})
+    track = {"title": "T", "summary": "s", "audience": "a", "facility": facility, "participant_cap": 5,
+             "organisers": [{"name": "o", "email": "o@example.org"}], "notebooks": entries}
+    (root / "tracks" / "t.yml").write_text(yaml.safe_dump(track))
+    return root
+
+
+@pytest.fixture
+def alt_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """A second real kernelspec, 'casabook-alt', found through JUPYTER_PATH (as a facility image's kernel would be)."""
+    folder = tmp_path / "jupyter" / "kernels" / "casabook-alt"
+    folder.mkdir(parents=True)
+    (folder / "kernel.json").write_text(json.dumps({
+        "argv": [sys.executable, "-m", "ipykernel_launcher", "-f", "{connection_file}"],
+        "display_name": "casabook alt", "language": "python", "env": {"KERNEL_FLAVOUR": "alt"},
+    }))
+    monkeypatch.setenv("JUPYTER_PATH", str(tmp_path / "jupyter"))
+    return "casabook-alt"
+
+
+# --- each failure kind, reported with its cell -------------------------------------------------
+
+# (id, notebook cells, expected kind or None for a pass, expected cell index, its first line)
+CASES = [
+    ("passes-and-writes-results",
+     ["results = {'answer': 6 * 7}", write_results("passes-and-writes-results")], None, None, None),
+    ("cell-raises", ["x = 1", "def f():\n    return 1 / 0\nf()", "never = 1"], "error", 3, "def f():"),
+    ("cell-past-its-limit", ["import time\ntime.sleep(120)"], "cell-timeout", 2, "import time"),
+    ("kernel-killed", ["import os\nos._exit(3)"], "kernel-died", 2, "import os"),
+    ("imports-a-package-the-facility-lacks", ["import json", "import numpy\nimport sklearn"], "missing-package", 3,
+     "import numpy"),
+    ("reads-an-unset-variable", ["import os\nuser_token = os.environ['NOT_SET_BY_THE_FACILITY']"], "environment", 2,
+     "import os"),
+    ("holds-300-mib", ["block = bytearray(b'x') * (300 * 2**20)\nimport time\ntime.sleep(0.5)"], None, None, None),
+]
+
+
+def test_each_failure_kind_names_its_cell(tmp_path: Path) -> None:
+    root = make_workshop(tmp_path / "ws", {case: notebook(*cells) for case, cells, *_ in CASES})
+    report = validate(load_workshop(root), jobs=2, cell_timeout=3, notebook_timeout=90, output=tmp_path / "out")
+
+    for case, _, kind, index, line in CASES:
+        run = report.run(f"notebooks/t/{case}.ipynb", "local")
+        assert run is not None, case
+        if kind is None:
+            assert run.status == "passed", (case, run.failures)
+            continue
+        assert run.status == "failed", case
+        assert run.failure.kind == kind, (case, run.failure)
+        assert run.failure.cell is not None and (run.failure.cell.index, run.failure.cell.first_line) == (index, line), case
+
+    raised = report.run("notebooks/t/cell-raises.ipynb", "local").failure
+    assert raised.message == "ZeroDivisionError: division by zero"
+    assert "return 1 / 0" in raised.traceback and "\x1b[" not in raised.traceback
+    died = report.run("notebooks/t/kernel-killed.ipynb", "local").failure
+    assert "exit status 3" in died.message
+    missing = report.run("notebooks/t/imports-a-package-the-facility-lacks.ipynb", "local").failure
+    assert "sklearn" in missing.message and "hub-config/local.yml" in missing.message
+    assert report.run("notebooks/t/imports-a-package-the-facility-lacks.ipynb", "local").executed_notebook is None
+
+    passed = report.run("notebooks/t/passes-and-writes-results.ipynb", "local")
+    assert passed.results == {"answer": 42}
+    executed = nbformat.read(tmp_path / "out" / passed.executed_notebook, as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and f'data_root = "{root / ".casabook" / "data"}"' in injected[0].source
+    assert report.run("notebooks/t/holds-300-mib.ipynb", "local").peak_memory_mib >= 300
+    assert not report.ok
+
+
+def test_a_notebook_past_its_limit_is_stopped_in_the_running_cell(tmp_path: Path) -> None:
+    # Each cell stays within the per-cell limit; together they do not fit the notebook's.
+    root = make_workshop(tmp_path / "ws", {"slow": notebook(*["import time\ntime.sleep(1)"] * 30)})
+    report = validate(load_workshop(root), jobs=1, cell_timeout=10, notebook_timeout=4, output=tmp_path / "out")
+    failure = report.runs[0].failure
+    assert failure.kind == "notebook-timeout"
+    assert failure.cell is not None and failure.cell.index >= 2 and failure.cell.first_line == "import time"
+    assert "limit of 4 s" in failure.message
+
+
+def test_parameters_the_session_injects_must_be_declared(tmp_path: Path) -> None:
+    partial = notebook("x = 1", parameters=False)
+    partial.cells.insert(1, parameters_cell("data_root"))
+    root = make_workshop(tmp_path / "ws", {"untagged": notebook("x = 1", parameters=False), "partial": partial})
+    report = validate(load_workshop(root), jobs=2, output=tmp_path / "out")
+    untagged = report.run("notebooks/t/untagged.ipynb", "local").failure
+    assert untagged.kind == "parameters" and untagged.cell is None and "tagged 'parameters'" in untagged.message
+    partial_failure = report.run("notebooks/t/partial.ipynb", "local").failure
+    assert partial_failure.kind == "parameters" and partial_failure.cell.index == 1
+    assert "dask_scheduler_address, output_dir" in partial_failure.message
+
+
+# --- the facility's session, reproduced -------------------------------------------------------
+
+SESSION_PROBE = """\
+import os
+results = {name: os.environ.get(name) for name in
+           ("CASABOOK_FACILITY", "CASABOOK_DATA_ROOT", "DASK_SCHEDULER_ADDRESS", "SERVICEX_ENDPOINT", "XCACHE_HOST",
+            "KERNEL_FLAVOUR")}
+results.update(cwd=os.getcwd(), data_root=data_root, dask_scheduler_address=dask_scheduler_address, pid=os.getpid())
+"""
+
+
+def test_a_remote_facility_runs_with_its_session_and_named_substitutions(tmp_path: Path) -> None:
+    root = make_workshop(tmp_path / "ws", {"probe": notebook(SESSION_PROBE + write_results("probe"))})
+    report = validate(load_workshop(root), facilities=["coffea-casa-cms"], jobs=2, output=tmp_path / "out")
+    assert report.facilities == ["local", "coffea-casa-cms"]
+    local, remote = report.run("notebooks/t/probe.ipynb", "local"), report.run("notebooks/t/probe.ipynb", "coffea-casa-cms")
+    assert local.status == remote.status == "passed", (local.failures, remote.failures)
+    data = str(root / ".casabook" / "data")
+
+    assert local.substitutions == []
+    assert remote.results["CASABOOK_FACILITY"] == "coffea-casa-cms"
+    assert remote.results["XCACHE_HOST"] == "xcache.coffea.casa"  # the facility's own environment
+    assert remote.results["CASABOOK_DATA_ROOT"] == remote.results["data_root"] == data
+    assert remote.results["DASK_SCHEDULER_ADDRESS"] == remote.results["dask_scheduler_address"] == ""
+    assert remote.results["SERVICEX_ENDPOINT"] is None
+    assert {s.setting: s.local_value for s in remote.substitutions} == {
+        "data_root": ".casabook/data", "dask_scheduler": "", "servicex_endpoint": None}
+    assert remote.substitutions[0].facility_value.startswith("root://")
+    # nbgitpuller's layout: <home>/<targetpath>/<notebook path>; without a git origin the targetpath is the repository's name.
+    assert remote.results["cwd"] == str(tmp_path / "out" / "sessions" / "coffea-casa-cms" / "ws" / "notebooks" / "t")
+    assert local.results["pid"] != remote.results["pid"]
+
+
+def test_the_facility_kernel_runs_and_a_notebook_declaring_another_fails(tmp_path: Path, alt_kernel: str) -> None:
+    facilities = {"alt": facility_file("local", kernel=alt_kernel)}
+    root = make_workshop(tmp_path / "ws", {"declares-alt": notebook(SESSION_PROBE + write_results("declares-alt"), kernel=alt_kernel),
+                                           "declares-python3": notebook("x = 1")},
+                         facility="alt", facilities=facilities)
+    report = validate(load_workshop(root), jobs=2, output=tmp_path / "out")
+    ran = report.run("notebooks/t/declares-alt.ipynb", "alt")
+    assert ran.status == "passed" and ran.results["KERNEL_FLAVOUR"] == "alt"
+    mismatch = report.run("notebooks/t/declares-python3.ipynb", "alt").failure
+    assert mismatch.kind == "kernel-mismatch" and "'python3'" in mismatch.message and alt_kernel in mismatch.message
+
+
+UNKNOWN_KERNELS = [
+    ("notebook-declares-an-unknown-kernel", "python3", "no-such-kernel", "notebooks/t/a.ipynb",
+     "metadata.kernelspec.name"),
+    ("facility-runs-an-unknown-kernel", "no-such-kernel", "python3", "hub-config/local.yml", "kernel"),
+]
+
+
+@pytest.mark.parametrize(("facility_kernel", "notebook_kernel", "file", "key"),
+                         [case[1:] for case in UNKNOWN_KERNELS], ids=[case[0] for case in UNKNOWN_KERNELS])
+def test_an_unknown_kernel_stops_before_anything_runs(tmp_path: Path, capsys: pytest.CaptureFixture[str],
+                                                      facility_kernel: str, notebook_kernel: str, file: str,
+                                                      key: str) -> None:
+    root = make_workshop(tmp_path / "ws", {"a": notebook("x = 1", kernel=notebook_kernel)},
+                         facilities={"local": facility_file("local", kernel=facility_kernel)})
+    with pytest.raises(CasabookError) as raised:
+        validate(load_workshop(root), output=tmp_path / "out")
+    assert (raised.value.code, raised.value.file, raised.value.key) == ("unknown-kernel", file, key)
+    assert "no-such-kernel" in raised.value.message
+
+    assert main(["--root", str(root), "validate", "--output", str(tmp_path / "out")]) == 2
+    assert f"{file}: {key}:" in capsys.readouterr().err.replace("\n", "")
+    assert not (tmp_path / "out").exists()
+
+
+# --- the cache ------------------------------------------------------------------------------------
+
+COUNTING = """\
+import pathlib
+with open({counter!r}, "a") as counter:
+    counter.write("run\\n")
+"""
+
+
+def test_cache_hits_unchanged_and_output_only_changes_and_misses_on_a_changed_cell(tmp_path: Path) -> None:
+    counter = tmp_path / "runs.txt"
+    root = make_workshop(tmp_path / "ws", {"counted": notebook(COUNTING.format(counter=str(counter))),
+                                           "fails": notebook("1 / 0")})
+    path = root / "notebooks" / "t" / "counted.ipynb"
+
+    def run(**options: object) -> Report:
+        return validate(load_workshop(root), jobs=2, output=tmp_path / "out", **options)
+
+    def times_run() -> int:
+        return len(counter.read_text().splitlines())
+
+    first = run()
+    assert first.run("notebooks/t/counted.ipynb", "local").status == "passed" and times_run() == 1
+
+    second = run()
+    assert second.run("notebooks/t/counted.ipynb", "local").status == "cached" and times_run() == 1
+    assert second.run("notebooks/t/fails.ipynb", "local").status == "failed"  # failures are never cached
+    assert second.run("notebooks/t/counted.ipynb", "local").key == first.run("notebooks/t/counted.ipynb", "local").key
+
+    nb = nbformat.read(path, as_version=4)
+    nb.cells[2].outputs = [new_output("stream", name="stdout", text="committed output\n")]
+    nb.cells[2].execution_count = 7
+    nb.metadata["language_info"] = {"name": "python", "version": "3.99"}
+    nbformat.write(nb, path)
+    assert run().run("notebooks/t/counted.ipynb", "local").status == "cached" and times_run() == 1
+
+    nb.cells[2].source += "\nchanged = True"
+    nbformat.write(nb, path)
+    assert run().run("notebooks/t/counted.ipynb", "local").status == "passed" and times_run() == 2
+
+    assert run(force=True).run("notebooks/t/counted.ipynb", "local").status == "passed" and times_run() == 3
+
+    local = facility_file("local")
+    local["environment"] = {**local["environment"], "NEW_SETTING": "1"}
+    (root / "hub-config" / "local.yml").write_text(yaml.safe_dump(local))
+    assert run().run("notebooks/t/counted.ipynb", "local").status == "passed" and times_run() == 4
+
+    # Another facility is another key: validating there runs it, the local result stays cached.
+    both = run(facilities=["coffea-casa-cms"])
+    assert both.run("notebooks/t/counted.ipynb", "local").status == "cached"
+    assert both.run("notebooks/t/counted.ipynb", "coffea-casa-cms").status == "passed" and times_run() == 5
+
+
+# --- parallel runs ----------------------------------------------------------------------------
+
+TIMED = """\
+import os, time
+started = time.time()
+time.sleep(2)
+results = {"started": started, "ended": time.time(), "pid": os.getpid(), "ppid": os.getppid()}
+"""
+
+
+def test_two_jobs_run_notebooks_at_once_each_in_its_own_kernel(tmp_path: Path) -> None:
+    names = [f"nb{i}" for i in range(4)]
+    root = make_workshop(tmp_path / "ws", {name: notebook(TIMED + write_results(name)) for name in names})
+    report = validate(load_workshop(root), jobs=2, output=tmp_path / "out")
+    assert [run.status for run in report.runs] == ["passed"] * 4, [run.failures for run in report.runs]
+    spans = sorted((run.results["started"], run.results["ended"]) for run in report.runs)
+    assert any(later[0] < earlier[1] for earlier, later in zip(spans, spans[1:])), spans
+    assert len({run.results["pid"] for run in report.runs}) == 4
+    assert len({run.results["ppid"] for run in report.runs}) == 4  # one child process per run, too
+
+
+# --- the command ------------------------------------------------------------------------------
+
+
+def test_cli_exit_codes_and_report_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    root = make_workshop(tmp_path / "ws", {"good": notebook("x = 1"), "bad": notebook("raise ValueError('bad input')")})
+    out = tmp_path / "out"
+    base = ["--root", str(root), "validate", "--output", str(out), "--jobs", "2"]
+
+    assert main(base) == 1
+    captured = capsys.readouterr()
+    assert "casabook validate" in captured.out and "ValueError: bad input" in captured.out
+    report = json.loads((out / "report.json").read_text())
+    assert {(r["notebook"], r["status"]) for r in report["runs"]} == {
+        ("notebooks/t/good.ipynb", "passed"), ("notebooks/t/bad.ipynb", "failed")}
+    bad = next(r for r in report["runs"] if r["status"] == "failed")
+    assert bad["failure"]["cell"] == {"index": 2, "first_line": "raise ValueError('bad input')"}
+    page = (out / "report.html").read_text()
+    assert "notebooks/t/bad.ipynb" in page and "ValueError: bad input" in page
+    assert "<script" not in page and "<link" not in page and "http" not in page.replace("http-equiv", "")
+    assert str(tmp_path) not in page and str(tmp_path) not in (out / "report.json").read_text().split('"runs"')[0]
+
+    nb = nbformat.read(root / "notebooks" / "t" / "bad.ipynb", as_version=4)
+    nb.cells[-1].source = "x = 2"
+    nbformat.write(nb, root / "notebooks" / "t" / "bad.ipynb")
+    assert main(base) == 0
+    assert "1 passed, 0 failed, 1 cached" in capsys.readouterr().out.replace("\n", "")
+
+    for mistake in (["--track", "nope"], ["--facility", "nope"], ["--jobs", "0"], ["--cell-timeout", "0"]):
+        assert main([*base, *mistake]) == 2, mistake
+        assert "error:" in capsys.readouterr().err
+
+
+# --- the static checks, by themselves -----------------------------------------------------------
+
+ENV_READS = [
+    ("subscript", "import os\nos.environ['A']", [(0, "A", False)]),
+    ("get-without-default", "import os\nos.environ.get('A')", [(0, "A", False)]),
+    ("get-with-default", "import os\nos.environ.get('A', 'x')", [(0, "A", True)]),
+    ("getenv-keyword-default", "import os\nos.getenv('A', default='x')", [(0, "A", True)]),
+    ("from-os-import", "from os import environ, getenv\nenviron['A']\ngetenv('B')", [(0, "A", False), (0, "B", False)]),
+    ("assignment-is-not-a-read", "import os\nos.environ['A'] = '1'", []),
+    ("magics-ignored", "%matplotlib inline\n!ls\nimport os\nos.environ['A']", [(0, "A", False)]),
+]
+
+
+@pytest.mark.parametrize(("source", "expected"), [case[1:] for case in ENV_READS], ids=[case[0] for case in ENV_READS])
+def test_environment_reads(source: str, expected: list[tuple[int, str, bool]]) -> None:
+    nb = new_notebook(cells=[new_code_cell(source)])
+    assert environment_reads(nb) == expected
+
+
+def test_parameters_declared_by_any_assignment_form() -> None:
+    cell = new_code_cell("data_root: str = 'x'\ndask_scheduler_address, output_dir = '', 'out'")
+    cell.metadata["tags"] = ["parameters"]
+    assert check_parameters(new_notebook(cells=[cell]), ["data_root", "dask_scheduler_address", "output_dir"]) is None
+
