@@ -33,4 +33,6 @@ configure(
     participants=int(os.environ["CASABOOK_PARTICIPANTS"]) if os.environ.get("CASABOOK_PARTICIPANTS") else None,
     proxy_command=[_proxy],
     organiser_token=os.environ.get("CASABOOK_API_TOKEN"),
+    # benchmarks/bench_hub.py --session stock compares with every server extension enabled.
+    lean_session=os.environ.get("CASABOOK_STOCK_SESSION") != "1",
 )

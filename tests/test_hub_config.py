@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -141,7 +142,7 @@ def test_session_sees_the_facility_environment(tmp_path, facility):
 def test_local_data_root_is_absolute_and_servers_run_from_this_environment(tmp_path):
     c = build("local", tmp_path)
     assert c.Spawner.environment["CASABOOK_DATA_ROOT"] == str((REPO / ".casabook/data").resolve())
-    assert Path(c.Spawner.cmd[0]).name == "jupyterhub-singleuser" and Path(c.Spawner.cmd[0]).exists()
+    assert c.Spawner.cmd == [sys.executable, "-m", "casabook.hub.session"]
     assert "--ServerApp.allow_root=True" in c.Spawner.args
 
 

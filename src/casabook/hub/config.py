@@ -30,11 +30,7 @@ KUBESPAWNER_CLASS = "kubespawner.KubeSpawner"
 LOCAL_SPAWNER_CLASS = "jupyterhub.spawner.SimpleLocalProcessSpawner"
 ORGANISER_SERVICE = "casabook-organiser"
 DEFAULT_URL = "/lab"
-
-# Server extensions an attendee's session needs: JupyterLab to read and run notebooks,
-# nbgitpuller to pull the materials. Everything else installed in the environment (language
-# server, notebook shim, ...) costs start-up time per attendee and is switched off locally.
-SESSION_EXTENSIONS = {"jupyterlab": True, "nbgitpuller": True}
+SESSION_MODULE = "casabook.hub.session"
 
 
 @dataclass(frozen=True)
@@ -152,7 +148,8 @@ def apply_cap(c: Config, facility: Facility, *, contact: str, waitlist_file: str
     c.JupyterHub.concurrent_spawn_limit = facility.caps.concurrent_spawns
 
 
-def apply_spawner(c: Config, facility: Facility, root: Path, *, state_dir: Path | None = None) -> None:
+def apply_spawner(c: Config, facility: Facility, root: Path, *, state_dir: Path | None = None,
+                  lean_session: bool = True) -> None:
     """Where and how attendees' servers run, what they see, and where they land (JupyterLab)."""
     res = facility.resources
     c.Spawner.start_timeout = facility.hub.start_timeout_seconds
@@ -173,16 +170,12 @@ def apply_spawner(c: Config, facility: Facility, root: Path, *, state_dir: Path 
     c.JupyterHub.spawner_class = LOCAL_SPAWNER_CLASS
     c.SimpleLocalProcessSpawner.home_dir_template = str(state_dir / "homes" / "{username}")
     # The hub's own environment is the attendees' environment: its Python runs their servers.
-    c.Spawner.cmd = [str(Path(sys.executable).parent / "jupyterhub-singleuser")]
-    c.Spawner.args = session_server_args()
-
-
-def session_server_args() -> list[str]:
-    """Arguments of a local attendee server: lean start-up, JupyterLab and nbgitpuller only."""
-    return [
-        # Local processes run as the hub's user, which is root in CI and containers.
-        "--ServerApp.allow_root=True",
-    ]
+    # lean_session: jupyterhub-singleuser without start-up work attendees never use (see
+    # casabook.hub.session); False runs the stock command, for benchmarks/bench_hub.py to compare.
+    c.Spawner.cmd = ([sys.executable, "-m", SESSION_MODULE] if lean_session
+                     else [str(Path(sys.executable).parent / "jupyterhub-singleuser")])
+    # Local processes run as the hub's user, which is root in CI and containers.
+    c.Spawner.args = ["--ServerApp.allow_root=True"]
 
 
 def apply_network(c: Config, facility: Facility, *, ports: Ports, state_dir: Path | None = None,
@@ -220,14 +213,15 @@ def load_hub_facility(root: Path, name: str) -> Facility:
 def configure(c: Config, facility: Facility, root: Path, *, contact: str,
               environ: Mapping[str, str] = os.environ, state_dir: Path, ports: Ports = Ports(),
               issuer: str | None = None, participants: int | None = None,
-              proxy_command: list[str] | None = None, organiser_token: str | None = None) -> Config:
+              proxy_command: list[str] | None = None, organiser_token: str | None = None,
+              lean_session: bool = True) -> Config:
     """Everything a facility's hub needs, in one Config."""
     hub_url = f"http://{facility.hub.bind_ip}:{ports.public}" if facility.is_local else None
     apply_authenticator(c, facility, client_secret=read_client_secret(facility, environ), issuer=issuer,
                         hub_url=hub_url)
     apply_cap(c, facility, contact=contact,
               waitlist_file=str(state_dir / "waitlist.jsonl"), participants=participants)
-    apply_spawner(c, facility, root, state_dir=state_dir)
+    apply_spawner(c, facility, root, state_dir=state_dir, lean_session=lean_session)
     apply_network(c, facility, ports=ports, state_dir=state_dir, proxy_command=proxy_command)
     if organiser_token:
         apply_organiser_token(c, organiser_token)
