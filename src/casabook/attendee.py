@@ -254,7 +254,6 @@ class Attendee:
                 response = await browser.navigate(url)  # the page reloads itself once the server is ready
                 continue
             if status == 200 and path.endswith("/git-pull") and "data-xsrf" in page:
-                self._note_spawn(browser)
                 target = await self._pull(browser, url, page)
                 response = await browser.navigate(target)
                 continue
@@ -274,20 +273,13 @@ class Attendee:
             raise Stop(Outcome.ERROR, f"HTTP {status} at {path}: {_page_message(page)}")
         raise Stop(Outcome.ERROR, f"no notebook after {MAX_PAGES} pages")
 
-    def _note_spawn(self, browser: Browser, ready_at: float | None = None) -> None:
-        """Did this launch start the server, and how long did it take? From the redirect chain:
-        the hub's /hub/spawn/ answered with a redirect (the spawn began) until the progress stream
-        said 'ready' or, for a fast spawn the hub waited out itself, until the first user-server page."""
-        if self.result.spawn_s is not None:
-            return
-        began = next((sent for sent, status, path in browser.hops
-                      if "/hub/spawn/" in path and status in (302, 303)), None)
-        if began is None:
-            return
+    def _note_spawn(self, browser: Browser, ready_at: float) -> None:
+        """This launch started the server: JupyterHub 6's /hub/spawn/ starts it, waits a second and
+        sends the attendee to the spawn-pending page (a server already running skips both). The
+        spawn lasted from that request until the progress stream said 'ready'."""
         self.result.spawned = True
-        if ready_at is None:
-            ready_at = next((sent for sent, _, path in browser.hops if sent > began and path.startswith("/user/")),
-                            time.monotonic())
+        began = next((sent for sent, _, path in browser.hops if "/hub/spawn/" in path),
+                     next(sent for sent, _, path in browser.hops if "/hub/spawn-pending/" in path))
         self.result.spawn_s = round(ready_at - began, 3)
 
     async def _try_again(self, browser: Browser, response: httpx.Response) -> httpx.Response:

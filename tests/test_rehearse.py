@@ -1,0 +1,238 @@
+"""Rehearsal, prewarm and attendance against the real local stack (JupyterHub, proxy, OIDC provider).
+
+A crowd larger than the cap gets exactly the cap in and meets the workshop-full page after it; a
+prewarmed participant's launch does not spawn again; the attendance counts are the hub's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import re
+import shutil
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+from hubfixtures import REPO_ROOT, TEST_CONTACT, MaterialsRepo, materials_repo  # noqa: F401
+from traitlets.config import Config
+from workshops import make_workshop
+
+from casabook.attendee import Outcome
+from casabook.cli import main
+from casabook.hub.config import apply_organiser_token
+from casabook.prewarm import PREWARM_SCOPES, PREWARM_SERVICE, apply_prewarm_service, prewarm
+from casabook.rehearsal_hub import RehearsalStack
+from casabook.rehearse import CrowdPlan, percentile, rehearse_crowd
+from casabook.stats import attendance_from_users, collect
+
+
+# --- without a hub -----------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(("values", "p", "expected"), [
+    pytest.param([], 95, None, id="no-attendee-in"),
+    pytest.param([4.0], 95, 4.0, id="one-attendee"),
+    pytest.param([5.0, 1.0, 3.0, 2.0, 4.0], 50, 3.0, id="median-of-five"),
+    pytest.param([float(i) for i in range(1, 101)], 95, 95.0, id="p95-of-a-hundred-is-the-95th"),
+    pytest.param([float(i) for i in range(1, 21)], 95, 19.0, id="p95-of-twenty-is-the-19th"),
+    pytest.param([1.0, 2.0], 100, 2.0, id="p100-is-the-max"),
+])
+def test_percentile_is_nearest_rank(values: list[float], p: float, expected: float | None) -> None:
+    assert percentile(values, p) == expected
+
+
+def test_clicks_spread_evenly_over_the_ramp() -> None:
+    plan = CrowdPlan(hub_url="http://127.0.0.1:1", launch_url="http://127.0.0.1:1/x", participants=5, ramp_s=10)
+    assert plan.click_times() == [0.0, 2.5, 5.0, 7.5, 10.0]
+    assert plan.names() == ["attendee-001", "attendee-002", "attendee-003", "attendee-004", "attendee-005"]
+
+
+NOW = "2027-02-15T15:00:00+00:00"
+
+
+@pytest.mark.parametrize(("users", "expected"), [
+    pytest.param([], dict(registered=0, organisers=0, active_24h=0, servers_running=0, total_ever=0), id="empty-hub"),
+    pytest.param([{"name": "organiser", "admin": True, "last_activity": "2027-02-15T14:00:00Z", "servers": {}}],
+                 dict(registered=0, organisers=1, active_24h=1, servers_running=0, total_ever=1),
+                 id="organisers-hold-no-place"),
+    pytest.param([{"name": "a", "admin": False, "last_activity": "2027-02-14T15:00:01Z",
+                   "servers": {"": {"ready": True, "pending": None}}},
+                  {"name": "b", "admin": False, "last_activity": "2027-02-14T14:59:59Z", "servers": {}},
+                  {"name": "c", "admin": False, "last_activity": None,
+                   "servers": {"": {"ready": False, "pending": "spawn"}}}],
+                 dict(registered=3, organisers=0, active_24h=1, servers_running=1, servers_starting=1, total_ever=3),
+                 id="active-window-is-24-hours-starting-is-not-running"),
+])
+def test_attendance_counts(users: list[dict], expected: dict[str, int]) -> None:
+    import datetime as dt
+
+    attendance = attendance_from_users(users, hub_url="http://127.0.0.1:1", cap=3,
+                                       now=dt.datetime.fromisoformat(NOW))
+    assert {key: getattr(attendance, key) for key in expected} == expected
+
+
+def test_prewarm_service_joins_the_organisers_service_and_is_idempotent() -> None:
+    c = Config()
+    apply_organiser_token(c, "organiser-token")
+    apply_prewarm_service(c, "prewarm-token")
+    apply_prewarm_service(c, "prewarm-token")
+    assert [s["name"] for s in c.JupyterHub.services] == ["casabook-organiser", PREWARM_SERVICE]
+    roles = {r["name"]: r for r in c.JupyterHub.load_roles}
+    assert set(roles) == {"admin", PREWARM_SERVICE}
+    assert roles[PREWARM_SERVICE]["scopes"] == list(PREWARM_SCOPES)
+    assert not any(scope.startswith("admin") for scope in PREWARM_SCOPES)
+
+
+@pytest.fixture
+def workshop_root(tmp_path: Path) -> Path:
+    """A throw-away workshop that can run the local hub: the repository's config and proxy."""
+    root = make_workshop(tmp_path / "workshop")
+    shutil.copy(REPO_ROOT / "hub-config" / "jupyterhub_config.py", root / "hub-config")
+    (root / "node_modules").symlink_to(REPO_ROOT / "node_modules")
+    return root
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    pytest.param(["rehearse", "--facility", "coffea-casa-cms", "--participants", "2"], "not-a-local-facility",
+                 id="remote-facility-without-a-local-forward"),
+    pytest.param(["rehearse", "--facility", "local", "--participants", "2", "--hub-url", "https://coffea.casa"],
+                 "not-loopback", id="hub-off-this-machine"),
+    pytest.param(["rehearse", "--facility", "nowhere", "--participants", "2"], "unknown-facility",
+                 id="unknown-facility"),
+    pytest.param(["stats", "--facility", "coffea-casa-cms"], "not-loopback", id="stats-of-a-remote-hub"),
+    pytest.param(["prewarm", "--facility", "local", "--registered", "--hub-url", "http://10.0.0.1:8000"],
+                 "not-loopback", id="prewarm-off-this-machine"),
+])
+def test_traffic_stays_on_this_machine(workshop_root: Path, args: list[str], message: str,
+                                       capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["--root", str(workshop_root), *args]) == 2
+    assert f"[{message}]" in capsys.readouterr().err
+
+
+# --- against the real local stack ----------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RehearsalStack]:
+    """The local hub with the prewarm service, cap 3."""
+    hub = RehearsalStack(root=REPO_ROOT, state_dir=tmp_path_factory.mktemp("rehearsal-hub"), participants=3,
+                         contact=TEST_CONTACT)
+    hub.start()
+    yield hub
+    hub.stop()
+
+
+@pytest.mark.hub
+def test_crowd_beyond_the_cap_gets_exactly_the_cap_in(workshop_root: Path, materials_repo: MaterialsRepo,  # noqa: F811
+                                                      tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    """`casabook rehearse` starts its own hub with --cap 3; 5 attendees click within 2 s."""
+    output = tmp_path / "out"
+    code = main(["--root", str(workshop_root), "rehearse", "--facility", "local", "--participants", "5",
+                 "--cap", "3", "--ramp", "2", "--run-first-cell", "--repo", materials_repo.path.as_uri(),
+                 "--branch", "main", "--notebook", "nb/intro.ipynb", "--output", str(output)])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    result = json.loads((output / "rehearsal.json").read_text())
+    summary = result["summary"]
+    assert (summary["admitted"], summary["refused"], summary["in"], summary["spawn_failures"]) == (3, 2, 3, 0)
+    assert result["hub_view"] == {"participants": 3, "admitted": 3, "waitlist": 2}
+    refused = [a for a in result["attendees"] if a["outcome"] == Outcome.REFUSED]
+    assert all("This workshop is full (3 places)" in a["detail"] for a in refused)
+    admitted = [a for a in result["attendees"] if a["outcome"] == Outcome.IN]
+    assert all(a["spawned"] and a["pull_s"] is not None and a["first_cell_s"] is not None for a in admitted)
+    assert result["footprint"]["cpu_seconds"]["servers"] > 0
+    assert result["footprint"]["rss_mib_peak"]["servers"] > 0
+    assert (output / "time-to-notebook.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "admitted / refused" in printed and "3 / 2 (cap 3)" in printed
+
+
+@pytest.mark.hub
+def test_prewarmed_server_is_not_spawned_again(stack: RehearsalStack, materials_repo: MaterialsRepo) -> None:  # noqa: F811
+    name = "attendee-001"
+    stack.login(name)  # registered: holds a place, no server yet
+    assert stack.api("GET", f"users/{name}").json()["servers"] == {}
+
+    report = asyncio.run(prewarm(stack.hub_url, stack.prewarm_token, materials_repo.source, users=[name]))
+    assert [(u.name, u.outcome) for u in report.users] == [(name, "started")], report.to_json()
+    server = stack.api("GET", f"users/{name}").json()["servers"][""]
+    assert server["ready"]
+    assert (stack.state_dir / "homes" / name / "materials" / "nb" / "intro.ipynb").is_file()
+
+    plan = CrowdPlan(hub_url=stack.hub_url, launch_url=materials_repo.launch_url(stack.hub_url, "nb/intro.ipynb"),
+                     participants=1, ramp_s=0, cap=3, oidc_url=stack.oidc_url, api_token=stack.api_token,
+                     hub_pid=stack.hub_process.pid if stack.hub_process else None)
+    [attendee] = asyncio.run(rehearse_crowd(plan)).attendees
+    assert attendee.outcome == Outcome.IN, attendee.detail
+    assert (attendee.spawned, attendee.spawn_s) == (False, None)
+    # The same server, not a new one: its start time is unchanged.
+    assert stack.api("GET", f"users/{name}").json()["servers"][""]["started"] == server["started"]
+
+
+@pytest.mark.hub
+def test_prewarm_token_holds_only_its_scopes(stack: RehearsalStack) -> None:
+    who = stack.api("GET", "user", token=stack.prewarm_token).json()
+    assert (who["kind"], who["name"]) == ("service", PREWARM_SERVICE)
+    assert stack.api("POST", "users/someone-new", token=stack.prewarm_token).status_code == 403
+    assert stack.api("PATCH", "users/attendee-001", token=stack.prewarm_token, json={"admin": True}).status_code == 403
+
+
+@pytest.mark.hub
+def test_prewarm_refuses_participants_who_never_logged_in(stack: RehearsalStack, materials_repo: MaterialsRepo,  # noqa: F811
+                                                          workshop_root: Path,
+                                                          capsys: pytest.CaptureFixture[str],
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("CASABOOK_PREWARM_TOKEN", stack.prewarm_token)
+    code = main(["--root", str(workshop_root), "prewarm", "--facility", "local", "--hub-url", stack.hub_url,
+                 "--users", "never-seen", "--repo", materials_repo.path.as_uri(), "--branch", "main"])
+    assert code == 2
+    assert "never-seen never logged in" in capsys.readouterr().err
+    assert stack.api("GET", "users/never-seen").status_code == 404
+
+
+@pytest.mark.hub
+def test_prewarm_command_with_the_organisers_token(stack: RehearsalStack, materials_repo: MaterialsRepo,  # noqa: F811
+                                                   workshop_root: Path, capsys: pytest.CaptureFixture[str],
+                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """Without the service's token, prewarm mints a one-hour token with the same narrow scopes."""
+    stack.login("attendee-002")
+    monkeypatch.delenv("CASABOOK_PREWARM_TOKEN", raising=False)
+    monkeypatch.setenv("CASABOOK_API_TOKEN", stack.api_token)
+    code = main(["--root", str(workshop_root), "prewarm", "--facility", "local", "--hub-url", stack.hub_url,
+                 "--registered", "--repo", materials_repo.path.as_uri(), "--branch", "main", "--format", "json"])
+    printed = capsys.readouterr().out
+    assert code == 0, printed
+    report = json.loads(printed)
+    outcomes = {u["name"]: u["outcome"] for u in report["users"]}
+    assert outcomes["attendee-002"] == "started"
+    assert "organiser" not in outcomes  # organisers hold no place and get no prewarm
+    assert "limited to list:users, read:users, servers, access:servers" in report["token"]
+
+
+@pytest.mark.hub
+def test_stats_match_the_hubs_own_api(stack: RehearsalStack, workshop_root: Path,
+                                      capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    stack.login("attendee-003")  # registered, no server
+    users = stack.api("GET", "users").json()
+    running = stack.api("GET", "users", params={"state": "ready"}).json()
+    attendance = asyncio.run(collect(stack.hub_url, stack.api_token, cap=3))
+    assert attendance.registered == len([u for u in users if not u["admin"]]) == len(stack.cap_status()["admitted"])
+    assert attendance.total_ever == len(users)
+    assert attendance.servers_running == len(running)
+    assert attendance.cap == 3
+    # JupyterHub's own gauges agree.
+    metrics = httpx.get(f"{stack.hub_url}/hub/metrics", headers={"Authorization": f"token {stack.api_token}"}).text
+    gauge = {name: float(value) for name, value in re.findall(r"^(jupyterhub_\w+)\s+([\d.e+]+)$", metrics, re.M)}
+    assert attendance.servers_running == gauge["jupyterhub_running_servers"]
+    assert attendance.total_ever == gauge["jupyterhub_total_users"]
+
+    monkeypatch.setenv("CASABOOK_API_TOKEN", stack.api_token)
+    assert main(["--root", str(workshop_root), "stats", "--facility", "local", "--hub-url", stack.hub_url,
+                 "--format", "json"]) == 0
+    printed = json.loads(capsys.readouterr().out)
+    assert {k: printed[k] for k in ("registered", "servers_running", "total_ever", "cap", "waitlist")} == {
+        "registered": attendance.registered, "servers_running": attendance.servers_running,
+        "total_ever": attendance.total_ever, "cap": 3, "waitlist": 0}
+    assert main(["--root", str(workshop_root), "stats", "--facility", "local", "--hub-url", stack.hub_url]) == 0
+    assert f"{attendance.registered} of 3" in capsys.readouterr().out
