@@ -12,6 +12,8 @@ from __future__ import annotations
 import fcntl
 import io
 import re
+import shutil
+import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -154,7 +156,27 @@ class _StatusLine(io.TextIOBase):
         return len(text)
 
 
+def _import_jsonschema_lean() -> None:
+    """Import jsonschema without rfc3987_syntax, which compiles ~40 grammars on import (about 1 s).
+
+    jupyter-book imports jsonschema only to validate _config.yml, whose schema uses no IRI formats;
+    rfc3987_syntax is there for jsonschema's optional IRI format checks (jupyter-events asks for
+    them). If jsonschema is already imported, nothing changes.
+    """
+    if "jsonschema" in sys.modules:
+        return
+    blocked = "rfc3987_syntax" not in sys.modules
+    if blocked:
+        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # makes its import raise ImportError
+    try:
+        import jsonschema  # noqa: F401
+    finally:
+        if blocked:
+            del sys.modules["rfc3987_syntax"]
+
+
 def _sphinx_config(paths: BookPaths, plan: Plan, execute: str) -> dict:
+    _import_jsonschema_lean()
     import jsonschema
     import yaml
     from jupyter_book.config import get_final_config
@@ -175,6 +197,10 @@ def _sphinx_config(paths: BookPaths, plan: Plan, execute: str) -> dict:
                 # Pages come from the tracks; anything else in the linked folders is not part of the book.
                 "external_toc_exclude_missing": True,
                 "nitpicky": True,
+                # The themes append to templates_path in place; Sphinx's default list is one object per
+                # process, so without a fresh list each build in one process sees a longer list and
+                # rewrites every page (`casabook up` builds more than once in a process).
+                "templates_path": [],
                 "nb_execution_mode": execute,
                 "nb_execution_cache_path": str(paths.jupyter_cache),
                 CONFIG_KEY: plan.buttons,
@@ -190,16 +216,32 @@ def _sphinx_config(paths: BookPaths, plan: Plan, execute: str) -> dict:
     return config
 
 
+_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
+_TRACEBACK_SAVED = re.compile(r"Notebook exception traceback saved in: (\S+)")
+
+
+def _exception_line(report: Path) -> str:
+    """The last line of a saved notebook traceback: the exception and its message."""
+    try:
+        lines = [line.strip() for line in _ANSI.sub("", report.read_text(encoding="utf-8")).splitlines()]
+    except OSError:
+        return "the notebook raised an exception"
+    return next((line for line in reversed(lines) if line), "the notebook raised an exception")
+
+
 def _describe(paths: BookPaths, workshop: Workshop, warnings: str) -> list[str]:
     """Sphinx's warnings with staging paths turned back into the files a user edits."""
-    from sphinx.util.console import strip_colors
-
-    generated = {f"{pages.track_docname(t)}.md": f"the page generated from tracks/{t.name}.yml" for t in workshop.tracks.values()}
+    generated = {f"{pages.track_docname(t)}.md": f"the page generated from tracks/{t.name}.yml"
+                 for t in workshop.tracks.values()}
     lines = []
-    for line in strip_colors(warnings).splitlines():
+    for line in _ANSI.sub("", warnings).splitlines():
         line = line.strip()
         if not line:
             continue
+        saved = _TRACEBACK_SAVED.search(line)
+        if saved:
+            report = Path(saved.group(1))
+            line = line[:saved.start()] + f"{_exception_line(report)} (traceback: {report})"
         for prefix in (str(paths.source.resolve()) + "/", str(paths.source) + "/", str(workshop.root) + "/"):
             line = line.replace(prefix, "")
         head = line.split(":", 1)[0]
@@ -235,6 +277,12 @@ def _run_sphinx(paths: BookPaths, config: dict, console: Console) -> tuple[int, 
         return app.statuscode, warnings.getvalue()
 
 
+def _failure(problems) -> str:
+    problems = list(problems)
+    return (f"the book was not built ({len(problems)} problem{'s' if len(problems) != 1 else ''}; "
+            "the published book is unchanged):\n  " + "\n  ".join(problems))
+
+
 def _forget_environment(paths: BookPaths) -> None:
     # Sphinx reports a page's warnings only when it re-reads the page; after a failed build the
     # next one must re-read everything, or it would pass on pages it still holds as read.
@@ -262,26 +310,29 @@ def build_book(workshop: Workshop, *, hub_override: str | None = None, execute: 
     all_links = [link for links in plan.links.values() for link in links]
     broken = broken_links(workshop.root, all_links)
     if broken:
-        raise BookBuildError("book-broken-link", "launch links would be broken: " + "; ".join(
-            f"{link.notebook} (track {link.track}): {reason}" for link, reason in broken))
+        raise BookBuildError("book-broken-link", _failure(
+            f"{link.notebook}: {reason} (its launch button on {pages.docname(link.notebook)}.html and "
+            f"the launch table on {pages.track_docname(workshop.tracks[link.track])}.html)" for link, reason in broken))
 
     config = _sphinx_config(paths, plan, execute)
     notebook_paths = [link.notebook for link in all_links]
     with _exclusive(paths.work):
+        # myst-nb writes a failed notebook's traceback here; it belongs to that failed build only.
+        shutil.rmtree(paths.html / "reports", ignore_errors=True)
         stage(paths.source, plan_links(workshop.root, paths.book, notebook_paths, plan.generated), plan.generated)
         succeeded = False
         try:
             try:
                 code, warnings = _run_sphinx(paths, config, console)
             except Exception as error:  # Sphinx and its extensions raise many kinds; all mean "no book".
-                raise BookBuildError("book-crashed", f"Sphinx stopped: {type(error).__name__}: {error}") from error
+                raise BookBuildError("book-crashed", _failure([f"Sphinx stopped: {type(error).__name__}: {error}"])) from error
             problems = _describe(paths, workshop, warnings)
             if code != 0 or problems:
-                raise BookBuildError("book-failed", f"{len(problems) or 'a'} problem(s):\n  " + "\n  ".join(problems))
+                raise BookBuildError("book-failed", _failure(problems or [f"Sphinx exited with status {code}"]))
             page_buttons = {f"{docname}.html": button["url"] for docname, button in plan.buttons.items()}
             problems = check_html(workshop.root, paths.html, page_buttons)
             if problems:
-                raise BookBuildError("book-launch-links", f"{len(problems)} problem(s):\n  " + "\n  ".join(problems))
+                raise BookBuildError("book-launch-links", _failure(problems))
             succeeded = True
         finally:
             if not succeeded:

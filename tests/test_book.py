@@ -1,0 +1,380 @@
+"""The workshop book: a launch button per notebook page into its track's hub, schedules from the track
+files, search and plots, and a strict build that never publishes a broken page or launch link.
+
+One real build of a throw-away workshop (real git repository, real jupyter-book) is shared by the
+module; tests that break something restore it and rebuild into their own output folder.
+"""
+
+from __future__ import annotations
+
+import base64
+import datetime as dt
+import io
+import re
+from html.parser import HTMLParser
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import nbformat
+import pytest
+import yaml
+from workshops import edit_yaml, git, make_workshop, tiny_notebook
+
+from casabook.book import BookBuildError, build_book
+from casabook.book.checks import launch_anchors
+from casabook.book.publish import MARKER
+from casabook.cli import main
+from casabook.links import parse_launch_url, track_links
+from casabook.model import load_workshop
+
+REPO = Path(__file__).resolve().parents[1]
+PLOT_NOTEBOOK = "notebooks/opendata/02-vector-hist-mplhep.ipynb"
+SEARCH_WORD = "quarkonium"
+LOCAL_HUB = "http://127.0.0.1:8000"
+
+
+def plot_png() -> str:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(3, 2))
+    axes.plot([0, 1, 2], [0, 1, 4])
+    buffer = io.BytesIO()
+    figure.savefig(buffer, format="png")
+    plt.close(figure)
+    return base64.b64encode(buffer.getvalue()).decode()
+
+
+def plot_notebook() -> nbformat.NotebookNode:
+    notebook = tiny_notebook()
+    notebook.cells = [
+        nbformat.v4.new_markdown_cell(f"# Vectors and plots\n\nA {SEARCH_WORD} resonance, drawn.\n\n## The plot"),
+        nbformat.v4.new_code_cell("plt.plot([0, 1, 2], [0, 1, 4])", execution_count=1, outputs=[
+            nbformat.v4.new_output("display_data", data={"image/png": plot_png(), "text/plain": "<Figure>"})]),
+    ]
+    return notebook
+
+
+def commit_all(root: Path, message: str) -> None:
+    git(root, "add", "-A")
+    git(root, "commit", "-q", "-m", message)
+
+
+@pytest.fixture(scope="module")
+def workshop_root(tmp_path_factory) -> Path:
+    root = make_workshop(tmp_path_factory.mktemp("book") / "workshop")
+    for path in (REPO / "book").iterdir():
+        if path.name != "_build":
+            (root / "book" / path.name).parent.mkdir(exist_ok=True)
+            (root / "book" / path.name).write_bytes(path.read_bytes())
+    nbformat.write(plot_notebook(), root / PLOT_NOTEBOOK)
+    commit_all(root, "book and a plot")
+    return root
+
+
+@pytest.fixture(scope="module")
+def built(workshop_root: Path) -> Path:
+    return build_book(load_workshop(workshop_root))
+
+
+class Tables(HTMLParser):
+    """Rows of every table on a page, each cell as its text."""
+
+    def __init__(self, html: str) -> None:
+        super().__init__(convert_charrefs=True)
+        self.tables: list[list[list[str]]] = []
+        self._cell: list[str] | None = None
+        self.feed(html)
+
+    def handle_starttag(self, tag, attrs):
+        if tag == "table":
+            self.tables.append([])
+        elif tag == "tr":
+            self.tables[-1].append([])
+        elif tag in ("td", "th"):
+            self._cell = []
+
+    def handle_data(self, data):
+        if self._cell is not None:
+            self._cell.append(data)
+
+    def handle_endtag(self, tag):
+        if tag in ("td", "th") and self._cell is not None:
+            self.tables[-1][-1].append(" ".join("".join(self._cell).split()))
+            self._cell = None
+
+
+def notebook_pages(workshop) -> dict[str, tuple]:
+    return {entry.path: (track, entry) for track in workshop.tracks.values() for entry in track.notebooks}
+
+
+def test_each_notebook_page_launches_into_its_track_facility(workshop_root: Path, built: Path):
+    workshop = load_workshop(workshop_root)
+    for path, (track, entry) in notebook_pages(workshop).items():
+        facility = workshop.facility_of(track)
+        buttons = [a for a in launch_anchors(built / path.replace(".ipynb", ".html")) if a.is_button]
+        assert len(buttons) == 1, path
+        hub_url, source, notebook = parse_launch_url(buttons[0].href)
+        assert (hub_url, notebook) == (facility.hub.url, path)
+        assert (source.repo, source.branch, source.targetpath) == (workshop_root.as_uri(), "main", "casabook")
+        assert buttons[0].text == f"Launch on {facility.title}"
+    facilities = {workshop.facility_of(t).hub.url for t in workshop.tracks.values()}
+    assert len(facilities) == 3  # the three tracks really go to three hubs
+
+
+def test_cms_button_names_the_nebraska_facility(built: Path):
+    [button] = [a for a in launch_anchors(built / "notebooks/cms/01-nanoevents.html") if a.is_button]
+    assert button.text == "Launch on Coffea-casa CMS AF (T2 Nebraska)"
+    assert button.href.startswith("https://coffea.casa/hub/user-redirect/git-pull?")
+    html = (built / "notebooks/cms/01-nanoevents.html").read_text()
+    assert re.search(r'<a class="casabook-launch-button reference external" href="https://coffea\.casa/[^"]+">'
+                     r"Launch on Coffea-casa CMS AF \(T2 Nebraska\)</a>", html)
+
+
+def test_no_launch_button_on_other_pages(workshop_root: Path, built: Path):
+    notebook_html = {p.replace(".ipynb", ".html") for p in notebook_pages(load_workshop(workshop_root))}
+    others = [p for p in built.rglob("*.html") if p.relative_to(built).as_posix() not in notebook_html]
+    assert {"index.html", "intro.html", "search.html", "genindex.html", "tracks/cms.html"} <= {
+        p.relative_to(built).as_posix() for p in others}
+    for page in others:
+        assert not [a for a in launch_anchors(page) if a.is_button], page
+    assert launch_anchors(built / "intro.html") == []
+
+
+def test_track_pages_list_the_tracks_launch_links(workshop_root: Path, built: Path):
+    workshop = load_workshop(workshop_root)
+    for name, track in workshop.tracks.items():
+        expected = [link.url for link in track_links(workshop, track)]
+        assert [a.href for a in launch_anchors(built / f"tracks/{name}.html")] == expected
+
+
+def test_schedule_tables_match_the_track_files(workshop_root: Path, built: Path):
+    for track_file in sorted((workshop_root / "tracks").glob("*.yml")):
+        data = yaml.safe_load(track_file.read_text())
+        schedule = Tables((built / "tracks" / f"{track_file.stem}.html").read_text()).tables[0]
+        header, rows = schedule[0], schedule[1:]
+        assert header == ["Session", "Date", "Start", "End", "Time zone", "Notebooks"]
+        assert len(rows) == len(data["schedule"]) > 0
+        titles = {entry["path"]: entry["title"] for entry in data["notebooks"]}
+        for row, session in zip(rows, data["schedule"]):
+            start = dt.datetime.fromisoformat(f"{session['date']}T{session['start']}").replace(
+                tzinfo=ZoneInfo(session["timezone"]))
+            end = start + dt.timedelta(minutes=session["minutes"])
+            assert row[0] == session["title"]
+            assert row[1].endswith(str(session["date"]))
+            assert (row[2], row[3]) == (session["start"], end.strftime("%H:%M"))
+            assert row[4].startswith(session["timezone"]) and start.strftime("%z")[:3] in row[4]
+            assert row[5] == ", ".join(titles[path] for path in session["notebooks"])
+
+
+def test_landing_page_links_every_track(workshop_root: Path, built: Path):
+    html = (built / "intro.html").read_text()
+    for name in load_workshop(workshop_root).tracks:
+        assert f'href="tracks/{name}.html"' in html
+    assert "How to launch a notebook" in html
+
+
+def test_search_page_and_index_find_notebook_text(built: Path):
+    assert 'id="search-results"' in (built / "search.html").read_text() or "searchindex.js" in (
+        built / "search.html").read_text()
+    index = (built / "searchindex.js").read_text()
+    assert SEARCH_WORD in index
+
+
+def test_plots_are_png_images_with_alt_text(built: Path):
+    page = built / PLOT_NOTEBOOK.replace(".ipynb", ".html")
+    images = re.findall(r'<img alt="([^"]*)" src="([^"]+)"', page.read_text())
+    assert images, "the plot is missing from its page"
+    for alt, src in images:
+        assert src.endswith(".png") and (page.parent / src).resolve().is_file()
+        assert alt == "Output of code cell 2 in section “The plot” of “Vectors and plots”"
+
+
+def test_published_folder_is_marked_and_complete(built: Path):
+    assert (built / MARKER).is_file() and (built / "index.html").is_file()
+    assert not list(built.parent.glob(f".{built.name}.*"))  # no staging copy left beside it
+
+
+def test_hub_override_changes_every_link(workshop_root: Path, built: Path, tmp_path: Path):
+    out = tmp_path / "local-book"
+    assert main(["--root", str(workshop_root), "book", "--hub-override", LOCAL_HUB, "--output", str(out)]) == 0
+    anchors = [a for page in out.rglob("*.html") for a in launch_anchors(page)]
+    assert len([a for a in anchors if a.is_button]) == len(notebook_pages(load_workshop(workshop_root)))
+    assert anchors and {parse_launch_url(a.href)[0] for a in anchors} == {LOCAL_HUB}
+    assert {a.text for a in anchors} == {"Launch on Embedded default (this machine)"}
+    # The default build is another folder and keeps the facilities' hubs.
+    assert {parse_launch_url(a.href)[0] for a in launch_anchors(built / "tracks/cms.html")} == {"https://coffea.casa"}
+
+
+def test_uncommitted_notebook_fails_the_build_naming_it(workshop_root: Path, built: Path, capsys):
+    before = (built / "tracks/cms.html").read_text()
+    new = "notebooks/cms/05-uncommitted.ipynb"
+    nbformat.write(tiny_notebook(), workshop_root / new)
+    track_file = workshop_root / "tracks/cms.yml"
+    original = track_file.read_text()
+    edit_yaml(track_file, lambda d: d["notebooks"].append({"path": new, "title": "Not committed", "minutes": 5}))
+    try:
+        assert main(["--root", str(workshop_root), "book"]) == 1
+        error = " ".join(capsys.readouterr().err.split())
+        assert f"{new}: {new} is not committed on branch 'main'" in error
+        assert "notebooks/cms/05-uncommitted.html" in error and "[book-broken-link]" in error
+        assert (built / "tracks/cms.html").read_text() == before
+    finally:
+        track_file.write_text(original)
+        (workshop_root / new).unlink()
+
+
+def test_missing_notebook_is_a_user_mistake(workshop_root: Path, built: Path, capsys):
+    track_file = workshop_root / "tracks/atlas.yml"
+    original = track_file.read_text()
+    edit_yaml(track_file, lambda d: d["notebooks"].append(
+        {"path": "notebooks/atlas/09-missing.ipynb", "title": "Missing", "minutes": 5}))
+    try:
+        assert main(["--root", str(workshop_root), "book"]) == 2
+        error = capsys.readouterr().err
+        assert "tracks/atlas.yml" in error and "notebooks[3].path" in error and "does not exist" in error
+    finally:
+        track_file.write_text(original)
+
+
+def test_broken_internal_link_fails_until_fixed_and_keeps_the_published_book(workshop_root: Path, built: Path,
+                                                                                tmp_path: Path):
+    out = tmp_path / "book"
+    workshop = load_workshop(workshop_root)
+    assert build_book(workshop, output=out) == out
+    good = (out / "notebooks/atlas/01-physlite-coffea.html").read_text()
+    path = workshop_root / "notebooks/atlas/01-physlite-coffea.ipynb"
+    original = path.read_bytes()
+    notebook = nbformat.read(path, as_version=4)
+    notebook.cells.append(nbformat.v4.new_markdown_cell("Next: [the fit](03-no-such-notebook.ipynb)."))
+    nbformat.write(notebook, path)
+    try:
+        for attempt in range(2):  # a failed page must fail again on the next (incremental) build
+            with pytest.raises(BookBuildError) as failure:
+                build_book(workshop, output=out)
+            message = failure.value.render()
+            assert "notebooks/atlas/01-physlite-coffea.ipynb" in message, attempt
+            assert "03-no-such-notebook.ipynb" in message and "the published book is unchanged" in message
+            assert failure.value.exit_code == 1
+            assert (out / "notebooks/atlas/01-physlite-coffea.html").read_text() == good
+    finally:
+        path.write_bytes(original)
+    assert build_book(workshop, output=out) == out
+
+
+def test_output_folder_that_is_not_a_book_is_never_replaced(workshop_root: Path, built: Path, tmp_path: Path, capsys):
+    precious = tmp_path / "thesis"
+    precious.mkdir()
+    (precious / "chapter1.tex").write_text("keep me")
+    assert main(["--root", str(workshop_root), "book", "--output", str(precious)]) == 2
+    assert "not empty and holds no casabook book" in capsys.readouterr().err
+    assert [p.name for p in precious.iterdir()] == ["chapter1.tex"]
+
+
+def _page_times(root: Path) -> dict[str, int]:
+    """When each page of the work folder was last written (index.html is a fixed redirect to intro.html)."""
+    html = root / "book/_build/.work/html"
+    return {p.relative_to(html).as_posix(): p.stat().st_mtime_ns for p in html.rglob("*.html")
+            if not p.relative_to(html).as_posix().startswith("_") and p.name != "index.html"}
+
+
+def test_rebuilds_rewrite_only_what_changed_but_every_page_when_navigation_changes(workshop_root: Path, built: Path):
+    workshop = load_workshop(workshop_root)
+    build_book(workshop)  # settle after the other tests' builds
+    settled = _page_times(workshop_root)
+    build_book(workshop)
+    assert _page_times(workshop_root) == settled
+
+    notebook = workshop_root / "notebooks/opendata/01-uproot-awkward-dimuons.ipynb"
+    original = notebook.read_bytes()
+    edited = nbformat.read(notebook, as_version=4)
+    edited.cells[0].source += "\n\nOne more sentence."
+    nbformat.write(edited, notebook)
+    try:
+        build_book(workshop)
+        after_edit = _page_times(workshop_root)
+        changed = {page for page in after_edit if after_edit[page] != settled[page]}
+        # Sphinx also rewrites the pages whose toctree holds the edited one, and the index pages.
+        assert changed - {"tracks/opendata.html", "intro.html", "genindex.html", "search.html"} == {
+            "notebooks/opendata/01-uproot-awkward-dimuons.html"}
+        assert "One more sentence." in (built / "notebooks/opendata/01-uproot-awkward-dimuons.html").read_text()
+    finally:
+        notebook.write_bytes(original)
+
+    track_file = workshop_root / "tracks/cms.yml"
+    original_track = track_file.read_text()
+    edit_yaml(track_file, lambda d: d.update(title="CMS track, renamed"))
+    try:
+        before = _page_times(workshop_root)
+        build_book(load_workshop(workshop_root))
+        after = _page_times(workshop_root)
+        assert [page for page in before if after[page] == before[page]] == []  # the sidebar is on every page
+        assert "CMS track, renamed" in (built / "notebooks/atlas/01-physlite-coffea.html").read_text()
+    finally:
+        track_file.write_text(original_track)
+    build_book(load_workshop(workshop_root))
+
+
+@pytest.mark.parametrize("argv, message", [
+    (["--hub-override", "coffea.casa"], "is not a hub URL"),
+    (["--hub-override", "ftp://coffea.casa"], "is not a hub URL"),
+], ids=["hub-without-scheme", "hub-not-http"])
+def test_bad_arguments_exit_2(workshop_root: Path, capsys, argv, message):
+    assert main(["--root", str(workshop_root), "book", *argv]) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_markdown_special_characters_in_track_text_are_shown_as_written(tmp_path: Path):
+    from casabook.book.pages import md_text
+
+    assert md_text("H->ZZ* with $1 and [links](x) | pipes") == (
+        r"H\-\>ZZ\* with \$1 and \[links\]\(x\) \| pipes")
+
+
+# --- execution through jupyter-cache (a real kernel) -------------------------------------------
+
+
+@pytest.fixture
+def one_notebook_workshop(tmp_path: Path) -> Path:
+    root = make_workshop(tmp_path / "workshop", commit=False)
+    for track_file in (root / "tracks").glob("*.yml"):
+        if track_file.stem != "atlas":
+            track_file.unlink()
+    edit_yaml(root / "tracks/atlas.yml", lambda d: d.update(notebooks=d["notebooks"][:1], schedule=[]))
+    notebook = tiny_notebook("print(6 * 7)")
+    notebook.cells[0].source = "# Answer"
+    nbformat.write(notebook, root / "notebooks/atlas/01-physlite-coffea.ipynb")
+    for path in (REPO / "book").iterdir():
+        if path.is_file():
+            (root / "book").mkdir(exist_ok=True)
+            (root / "book" / path.name).write_bytes(path.read_bytes())
+    git(root, "init", "-q", "-b", "main")
+    commit_all(root, "one notebook")
+    return root
+
+
+@pytest.mark.notebooks
+def test_execute_cache_runs_the_notebook_once_through_jupyter_cache(one_notebook_workshop: Path):
+    from jupyter_cache import get_cache
+
+    root = one_notebook_workshop
+    page = root / "book/_build/html/notebooks/atlas/01-physlite-coffea.html"
+    build_book(load_workshop(root), execute="off")
+    assert ">42" not in page.read_text()  # committed without outputs: off shows none
+    build_book(load_workshop(root), execute="cache")
+    assert re.search(r">42\s*\n?</", page.read_text())
+    cache = get_cache(root / "book/_build/.work/jupyter_cache")
+    assert len(cache.list_cache_records()) == 1
+
+
+@pytest.mark.notebooks
+def test_failing_cell_under_execute_fails_the_build_naming_the_notebook(one_notebook_workshop: Path):
+    root = one_notebook_workshop
+    nbformat.write(tiny_notebook("raise RuntimeError('the fit did not converge')"),
+                   root / "notebooks/atlas/01-physlite-coffea.ipynb")
+    with pytest.raises(BookBuildError) as failure:
+        build_book(load_workshop(root), execute="force")
+    assert "notebooks/atlas/01-physlite-coffea.ipynb" in failure.value.render()
+    assert not (root / "book/_build/html").exists()
