@@ -80,7 +80,8 @@ def main(argv: list[str] | None = None) -> int:
                 t0 = time.perf_counter()
                 browser = stack.login(name)
                 t1 = time.perf_counter()
-                page = stack.launch(browser, link)
+                phases: dict[str, float] = {}
+                page = stack.launch(browser, link, timings=phases)
                 t2 = time.perf_counter()
                 assert page.status_code == 200, page.status_code
                 server = next(p for p in hub.children() if p.pid not in known and "configurable-http-proxy" not in " ".join(p.cmdline()))
@@ -90,7 +91,8 @@ def main(argv: list[str] | None = None) -> int:
                        "client+idp": own_cpu() - before_own}
                 row["cpu"] = row["server"] + row["hub"] + row["proxy"]
                 rows.append(row)
-                print(f"{name}: login {row['login']:.2f} s, click to notebook {row['notebook']:.2f} s; CPU-s: "
+                print(f"{name}: login {row['login']:.2f} s, click to notebook {row['notebook']:.2f} s "
+                      f"(server {phases['server']:.2f} + pull {phases['pull']:.2f} + lab {phases['lab']:.2f}); CPU-s: "
                       f"server {row['server']:.2f} + hub {row['hub']:.2f} + proxy {row['proxy']:.2f} = {row['cpu']:.2f} "
                       f"(benchmark's client and identity provider: {row['client+idp']:.2f})")
         finally:

@@ -68,7 +68,7 @@ CASES = [
     ("local", "JupyterHub", "hub_bind_url", "http://127.0.0.1:18081"),
     ("local", "ConfigurableHTTPProxy", "api_url", "http://127.0.0.1:18001"),
     ("local", "JupyterHub", "db_url", "sqlite:///{state}/jupyterhub.sqlite"),
-    ("local", "JupyterHub", "spawner_class", "jupyterhub.spawner.SimpleLocalProcessSpawner"),
+    ("local", "JupyterHub", "spawner_class", "casabook.hub.spawner.LocalSessionSpawner"),
     ("local", "SimpleLocalProcessSpawner", "home_dir_template", "{state}/homes/{username}"),
     ("local", "Spawner", "start_timeout", 120),
     ("local", "Spawner", "default_url", "/lab"),

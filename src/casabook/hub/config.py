@@ -27,7 +27,7 @@ AUTHENTICATOR_CLASSES = {
     "github": ("GitHubOAuthenticator", "CappedGitHubOAuthenticator"),
 }
 KUBESPAWNER_CLASS = "kubespawner.KubeSpawner"
-LOCAL_SPAWNER_CLASS = "jupyterhub.spawner.SimpleLocalProcessSpawner"
+LOCAL_SPAWNER_CLASS = "casabook.hub.spawner.LocalSessionSpawner"
 ORGANISER_SERVICE = "casabook-organiser"
 DEFAULT_URL = "/lab"
 SESSION_MODULE = "casabook.hub.session"

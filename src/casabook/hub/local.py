@@ -302,12 +302,17 @@ class LocalStack:
             time.sleep(0.1)
         raise RuntimeError(f"{username}'s server was not ready within {timeout:.0f} s")
 
-    def launch(self, client: httpx.Client, launch_url: str, *, timeout: float = 120) -> httpx.Response:
+    def launch(self, client: httpx.Client, launch_url: str, *, timeout: float = 120,
+               timings: dict[str, float] | None = None) -> httpx.Response:
         """Follow a launch link as a browser would and return the notebook's JupyterLab page.
 
         Starts the server if needed (waiting past the spawn-pending page), then makes the call the
         git-pull page's script makes: /user/NAME/git-pull/api with the page's _xsrf token.
+        `timings`, if given, receives the seconds spent reaching the git-pull page ("server"),
+        pulling ("pull") and loading JupyterLab on the notebook ("lab").
         """
+        clock = time.perf_counter()
+        marks = timings if timings is not None else {}
         response = _follow(client, client.get(launch_url))
         path = urlsplit(str(response.url)).path
         if "/hub/spawn-pending/" in path:
@@ -316,11 +321,15 @@ class LocalStack:
             path = urlsplit(str(response.url)).path
         if response.status_code != 200 or not path.endswith("/git-pull"):
             raise RuntimeError(f"launch link ended at {response.url} with HTTP {response.status_code}")
+        marks["server"], clock = time.perf_counter() - clock, time.perf_counter()
         query = {k: v[0] for k, v in parse_qs(urlsplit(str(response.url)).query).items()}
         events = list(self.pull_events(client, path, query))
         if not events or events[-1].get("phase") != "finished":
             raise RuntimeError(f"nbgitpuller did not finish: {events[-3:]}")
-        return _follow(client, client.get(f"{path[: -len('git-pull')]}{query['urlpath']}"))
+        marks["pull"], clock = time.perf_counter() - clock, time.perf_counter()
+        page = _follow(client, client.get(f"{path[: -len('git-pull')]}{query['urlpath']}"))
+        marks["lab"] = time.perf_counter() - clock
+        return page
 
     @staticmethod
     def pull_events(client: httpx.Client, page_path: str, query: dict[str, str]) -> Iterator[dict]:
