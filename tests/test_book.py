@@ -10,8 +10,11 @@ from __future__ import annotations
 import base64
 import datetime as dt
 import io
+import json
 import re
+import threading
 from html.parser import HTMLParser
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -177,10 +180,13 @@ def test_landing_page_links_every_track(workshop_root: Path, built: Path):
 
 
 def test_search_page_and_index_find_notebook_text(built: Path):
-    assert 'id="search-results"' in (built / "search.html").read_text() or "searchindex.js" in (
-        built / "search.html").read_text()
-    index = (built / "searchindex.js").read_text()
-    assert SEARCH_WORD in index
+    search = (built / "search.html").read_text()
+    assert 'src="searchindex.js"' in search and 'id="search-results"' in search
+    text = (built / "searchindex.js").read_text()
+    index = json.loads(text[text.index("(") + 1: text.rindex(")")])
+    page = index["docnames"].index(PLOT_NOTEBOOK.removesuffix(".ipynb"))
+    found = index["terms"][SEARCH_WORD]
+    assert page in (found if isinstance(found, list) else [found])
 
 
 def test_plots_are_png_images_with_alt_text(built: Path):
@@ -331,6 +337,73 @@ def test_markdown_special_characters_in_track_text_are_shown_as_written(tmp_path
 
     assert md_text("H->ZZ* with $1 and [links](x) | pipes") == (
         r"H\-\>ZZ\* with \$1 and \[links\]\(x\) \| pipes")
+
+
+# --- a person with a keyboard and a browser ------------------------------------------------------
+
+CHROMIUM = "/usr/bin/chromium"  # Debian's; `make browser-deps` installs it
+
+
+class _RecordingHub(BaseHTTPRequestHandler):
+    requests: list[str] = []
+
+    def do_GET(self):  # noqa: N802 (the http.server API)
+        type(self).requests.append(self.path)
+        body = b"<title>hub</title>the hub"
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture
+def recording_hub():
+    _RecordingHub.requests = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _RecordingHub)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_address[1]}", _RecordingHub.requests
+    server.shutdown()
+    server.server_close()
+
+
+@pytest.mark.browser
+def test_launch_button_is_the_first_link_of_the_page_by_keyboard_and_opens_the_hub(
+        workshop_root: Path, built: Path, tmp_path: Path, recording_hub):
+    from playwright.sync_api import sync_playwright
+
+    hub_url, requests = recording_hub
+    out = build_book(load_workshop(workshop_root), hub_override=hub_url, output=tmp_path / "book")
+    notebook = "notebooks/cms/01-nanoevents.ipynb"
+    [expected] = [link.url for link in track_links(load_workshop(workshop_root),
+                                                   load_workshop(workshop_root).tracks["cms"], hub_url=hub_url)
+                  if link.notebook == notebook]
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        try:
+            page = browser.new_page()
+            page.goto((out / notebook.replace(".ipynb", ".html")).as_uri())
+            focused = "() => [document.activeElement.tagName, document.activeElement.className, document.activeElement.textContent.trim()]"
+            page.keyboard.press("Tab")
+            assert page.evaluate(focused)[2] == "Skip to main content"
+            page.keyboard.press("Enter")
+            for _ in range(10):  # past the page's tool buttons to the first link of the content
+                page.keyboard.press("Tab")
+                tag, classes, text = page.evaluate(focused)
+                if tag == "A":
+                    break
+            assert "casabook-launch-button" in classes.split()
+            assert text == f"Launch on 127.0.0.1:{hub_url.rsplit(':', 1)[1]}"
+            with page.expect_navigation():
+                page.keyboard.press("Enter")
+            assert page.url == expected
+        finally:
+            browser.close()
+    assert [r for r in requests if r != "/favicon.ico"] == [expected.removeprefix(hub_url)]
 
 
 # --- execution through jupyter-cache (a real kernel) -------------------------------------------

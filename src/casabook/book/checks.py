@@ -52,8 +52,20 @@ class _LaunchAnchors(HTMLParser):
 
 
 def launch_anchors(page: Path) -> list[Anchor]:
+    """The launch links of a page. Only the <a> elements around each launch path are parsed: notebook
+    pages carry megabytes of outputs, and parsing all of them would dominate a rebuild."""
+    text = page.read_text(encoding="utf-8")
     parser = _LaunchAnchors()
-    parser.feed(page.read_text(encoding="utf-8"))
+    end = 0
+    while (found := text.find(LAUNCH_PATH, end)) != -1:
+        start = text.rfind("<a ", 0, found)
+        close = text.find("</a>", found)
+        if start == -1 or close == -1 or start < end:
+            end = found + len(LAUNCH_PATH)  # a launch path in plain text, not in a link
+            continue
+        end = close + len("</a>")
+        parser.feed(text[start:end])
+    parser.close()
     return parser.anchors
 
 
