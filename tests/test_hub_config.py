@@ -287,3 +287,12 @@ def c_name(facility: str) -> str:
 def test_render_refuses_a_local_facility(rendered_workshop, capsys):
     assert main(["--root", str(rendered_workshop), "hub", "render", "--facility", "local"]) == 2
     assert "[not-kubernetes]" in capsys.readouterr().err
+
+
+def test_organiser_token_gets_a_role_with_the_admin_powers(tmp_path):
+    c = configure(Config(), load_hub_facility(REPO, "local"), REPO, contact="x", environ=SECRETS, state_dir=tmp_path,
+                  ports=PORTS, issuer=ISSUER, organiser_token="t0ken")
+    assert c.JupyterHub.services == [{"name": "casabook-organiser", "api_token": "t0ken"}]
+    (role,) = c.JupyterHub.load_roles
+    assert role["services"] == ["casabook-organiser"] and role["name"] != "admin"
+    assert {"admin:users", "admin:servers", "tokens"} <= set(role["scopes"])

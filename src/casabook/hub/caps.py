@@ -37,7 +37,8 @@ class ParticipantCap(Authenticator):
         help="JSON-lines file where refused participants are recorded for the organisers.")
     open_to_any_identity = Bool(
         False, config=True,
-        help="Anyone the identity provider authenticates is eligible (the cap still applies).")
+        help="Anyone the identity provider authenticates is eligible (the cap still applies).",
+    ).tag(allow_config=True)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

@@ -196,9 +196,14 @@ def apply_network(c: Config, facility: Facility, *, ports: Ports, state_dir: Pat
 
 
 def apply_organiser_token(c: Config, token: str) -> None:
-    """An API token with the admin role, for `casabook` itself and the rehearsal."""
+    """An API token with the admin role's powers, for `casabook` itself and the rehearsal."""
+    from jupyterhub.roles import get_default_roles
+
+    # A role of its own: JupyterHub warns when the admin role is configured beside admin_users.
+    admin_scopes = next(role["scopes"] for role in get_default_roles() if role["name"] == "admin")
     c.JupyterHub.services = [{"name": ORGANISER_SERVICE, "api_token": token}]
-    c.JupyterHub.load_roles = [{"name": "admin", "services": [ORGANISER_SERVICE]}]
+    c.JupyterHub.load_roles = [{"name": ORGANISER_SERVICE, "description": "casabook's organiser tools",
+                                "scopes": list(admin_scopes), "services": [ORGANISER_SERVICE]}]
 
 
 def load_hub_facility(root: Path, name: str) -> Facility:
