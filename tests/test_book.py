@@ -270,6 +270,30 @@ def test_broken_internal_link_fails_until_fixed_and_keeps_the_published_book(wor
     assert build_book(workshop, output=out) == out
 
 
+def test_malformed_notebook_fails_the_build_naming_it(workshop_root: Path, built: Path, capsys):
+    path = workshop_root / "notebooks/cms/03-ttbar-selection.ipynb"
+    original = path.read_bytes()
+    path.write_text("{not json")
+    try:
+        assert main(["--root", str(workshop_root), "book"]) == 1
+        error = " ".join(capsys.readouterr().err.split())
+        assert "notebooks/cms/03-ttbar-selection.ipynb: Sphinx stopped: NotJSONError" in error
+    finally:
+        path.write_bytes(original)
+
+
+def test_unknown_extension_in_book_config_is_a_user_mistake(workshop_root: Path, built: Path, capsys):
+    config = workshop_root / "book/_config.yml"
+    original = config.read_text()
+    edit_yaml(config, lambda d: d["sphinx"].update(extra_extensions=["no_such_extension"]))
+    try:
+        assert main(["--root", str(workshop_root), "book"]) == 2
+        error = " ".join(capsys.readouterr().err.split())
+        assert "book/_config.yml: Sphinx cannot start" in error and "no_such_extension" in error
+    finally:
+        config.write_text(original)
+
+
 def test_output_folder_that_is_not_a_book_is_never_replaced(workshop_root: Path, built: Path, tmp_path: Path, capsys):
     precious = tmp_path / "thesis"
     precious.mkdir()

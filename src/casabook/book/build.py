@@ -259,21 +259,31 @@ def _run_sphinx(paths: BookPaths, config: dict, console: Console) -> tuple[int, 
 
     warnings = io.StringIO()
     with console.status("book: starting Sphinx") as status, patch_docutils(None), docutils_namespace():
-        app = Sphinx(
-            srcdir=paths.source,
-            confdir=None,
-            outdir=paths.html,
-            doctreedir=paths.doctrees,
-            buildername="html",
-            confoverrides=config,
-            status=_StatusLine(status),
-            warning=warnings,
-            freshenv=False,
-            warningiserror=True,
-            keep_going=True,
-            parallel=1,
-        )
-        app.build(force_all=False)
+        try:
+            app = Sphinx(
+                srcdir=paths.source,
+                confdir=None,
+                outdir=paths.html,
+                doctreedir=paths.doctrees,
+                buildername="html",
+                confoverrides=config,
+                status=_StatusLine(status),
+                warning=warnings,
+                freshenv=False,
+                warningiserror=True,
+                keep_going=True,
+                parallel=1,
+            )
+        except Exception as error:  # an unknown extension, a bad theme option: the book's configuration
+            raise CasabookError("bad-book-config", f"Sphinx cannot start: {type(error).__name__}: "
+                                f"{' '.join(str(error).split())}", file=f"{BOOK_DIR}/_config.yml") from error
+        try:
+            app.build(force_all=False)
+        except Exception as error:  # Sphinx and its extensions raise many kinds; all mean "no book".
+            docname = app.env.temp_data.get("docname") or getattr(app.builder, "current_docname", None)
+            where = f"{Path(app.env.doc2path(docname)).relative_to(paths.source)}: " if docname else ""
+            raise BookBuildError("book-crashed", _failure(
+                [f"{where}Sphinx stopped: {type(error).__name__}: {' '.join(str(error).split())}"])) from error
         return app.statuscode, warnings.getvalue()
 
 
@@ -322,10 +332,7 @@ def build_book(workshop: Workshop, *, hub_override: str | None = None, execute: 
         stage(paths.source, plan_links(workshop.root, paths.book, notebook_paths, plan.generated), plan.generated)
         succeeded = False
         try:
-            try:
-                code, warnings = _run_sphinx(paths, config, console)
-            except Exception as error:  # Sphinx and its extensions raise many kinds; all mean "no book".
-                raise BookBuildError("book-crashed", _failure([f"Sphinx stopped: {type(error).__name__}: {error}"])) from error
+            code, warnings = _run_sphinx(paths, config, console)
             problems = _describe(paths, workshop, warnings)
             if code != 0 or problems:
                 raise BookBuildError("book-failed", _failure(problems or [f"Sphinx exited with status {code}"]))
