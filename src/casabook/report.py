@@ -172,7 +172,7 @@ def _matrix_cell(run: RunResult | None, anchor: str) -> str:
              f'<div class="figures">{_e(_figures(run))}</div>']
     if run.failure is not None:
         where = run.failure.cell.describe() if run.failure.cell else run.failure.kind
-        lines.append(f'<div class="where">{_e(run.failure.kind)} · {_e(where)}</div>')
+        lines.append(f'<div class="where" title="{_e(run.failure.message)}">{_e(run.failure.kind)} · {_e(where)}</div>')
     if run.substitutions:
         titles = "&#10;".join(_e(s.describe()) for s in run.substitutions)
         lines.append(f'<div class="subs" title="{titles}">{len(run.substitutions)} substitution(s)</div>')

@@ -212,6 +212,9 @@ def build_session(workshop: Workshop, facility: Facility, base_env: dict[str, st
             setting="servicex_endpoint", facility_value=facility.servicex_endpoint, local_value=None,
             reason="ServiceX does not run here"))
     packages = {name: versions.get(name) for name in facility.packages}
+    warnings = _version_warnings(facility, versions)
+    if "://" not in data_root and not Path(data_root).is_dir():
+        warnings.insert(0, f"the data folder {_display(Path(data_root), root)} does not exist (casabook data fetch fills it)")
     return Session(
         facility=facility,
         env={**base_env, **session_env},
@@ -221,7 +224,7 @@ def build_session(workshop: Workshop, facility: Facility, base_env: dict[str, st
         substitutions=substitutions,
         packages=packages,
         kernel=kernels[facility.kernel],
-        warnings=_version_warnings(facility, versions),
+        warnings=warnings,
     )
 
 
@@ -554,9 +557,9 @@ class Matrix:
         receiver, sender = context.Pipe(duplex=False)
         process = context.Process(target=child_main, args=(spec, sender), name=f"casabook-validate {run.notebook}",
                                   daemon=True)
-        now = time.monotonic()
-        process.start()
+        process.start()  # returns once the fork server has forked the child: its warm-up is not the run's time
         sender.close()  # the child holds the only writing end: EOF on our side means it is gone
+        now = time.monotonic()
         self.on_event("start", run, "")
         return _Job(run=run, spec=spec, process=process, conn=receiver, started=now,
                     deadline=now + self.limits.notebook_timeout_s)
