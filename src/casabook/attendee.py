@@ -100,7 +100,8 @@ class Browser:
     client: httpx.AsyncClient = field(init=False)
 
     def __post_init__(self) -> None:
-        self.hops: list[tuple[float, int, str]] = []  # (sent at, status, path) of every request
+        self.hops: list[tuple[float, float, int, str]] = []  # (sent, answered, status, path) of every page
+        self.transport_retries = 0
         headers = {"User-Agent": "casabook-rehearsal"}
         if self.token:
             headers["Authorization"] = f"token {self.token}"
@@ -116,8 +117,16 @@ class Browser:
         for _ in range(MAX_REDIRECTS):
             _check(url)
             sent = time.monotonic()
-            response = await self.client.request(method, url, data=data, headers=NAVIGATE)
-            self.hops.append((sent, response.status_code, response.url.path))
+            try:
+                response = await self.client.request(method, url, data=data, headers=NAVIGATE)
+            except (httpx.RemoteProtocolError, httpx.ConnectError, httpx.ReadError):
+                if method != "GET":
+                    raise
+                # A connection closed without an answer: browsers retry an idempotent request once.
+                self.transport_retries += 1
+                await asyncio.sleep(1.0)
+                response = await self.client.request(method, url, data=data, headers=NAVIGATE)
+            self.hops.append((sent, time.monotonic(), response.status_code, response.url.path))
             if response.status_code not in (301, 302, 303, 307, 308):
                 return response
             url = str(response.url.join(response.headers["location"]))
@@ -216,7 +225,11 @@ class Attendee:
             self.result.outcome, self.result.detail = Outcome.TIMEOUT, "a page or stream did not finish in time"
         except (httpx.HTTPError, OffLoopback) as error:
             self.result.outcome, self.result.detail = Outcome.ERROR, f"{error.__class__.__name__}: {error}"[:300]
+        except Exception as error:  # noqa: BLE001 (a websocket or parsing surprise ends one walk, not the crowd)
+            self.result.outcome = Outcome.ERROR
+            self.result.detail = f"unexpected {error.__class__.__name__}: {error}"[:300]
         finally:
+            self.result.retries += browser.transport_retries
             if self.session is None:
                 await browser.close()
         return self.result
@@ -241,7 +254,9 @@ class Attendee:
             if status == 200 and path.endswith("/oauth2/authorize") and 'name="sub"' in page:
                 # The identity provider's form: the attendee logs in with their own account.
                 response = await browser.navigate(url, data={"sub": self.name})
-                self.result.login_s = round(time.monotonic() - click, 3)
+                # Logged in once the hub answered its OAuth callback (with a redirect, or the full page).
+                answered = next((done for _, done, _, hop in browser.hops if hop.endswith("/oauth_callback")), None)
+                self.result.login_s = round((answered or time.monotonic()) - click, 3)
                 continue
             if status == 403 and FULL_PAGE in page.lower():
                 raise Stop(Outcome.REFUSED, _page_message(page))
@@ -278,8 +293,8 @@ class Attendee:
         sends the attendee to the spawn-pending page (a server already running skips both). The
         spawn lasted from that request until the progress stream said 'ready'."""
         self.result.spawned = True
-        began = next((sent for sent, _, path in browser.hops if "/hub/spawn/" in path),
-                     next(sent for sent, _, path in browser.hops if "/hub/spawn-pending/" in path))
+        began = next((sent for sent, _, _, path in browser.hops if "/hub/spawn/" in path),
+                     next(sent for sent, _, _, path in browser.hops if "/hub/spawn-pending/" in path))
         self.result.spawn_s = round(ready_at - began, 3)
 
     async def _try_again(self, browser: Browser, response: httpx.Response) -> httpx.Response:

@@ -1,0 +1,194 @@
+"""Does the embedded hub hold the planned crowd on this machine? (prints figures, asserts nothing)
+
+Three runs of `casabook.rehearse` on fresh local stacks (JupyterHub, configurable-http-proxy, the
+OIDC provider), N attendees clicking one launch link evenly within a ramp:
+
+  cold      cap N: every attendee logs in, the hub spawns N servers, nbgitpuller clones N times.
+            Done when: all N in, none refused, no spawn failure. Target: p95 time to notebook <= 60 s.
+  prewarm   the same hub, the next day: the servers were stopped, the organisers ran prewarm
+            (servers started and materials pulled through the REST API with the prewarm
+            service's token), then the same N attendees click again. Target: p95 <= 5 s.
+  cap       cap C < N on a fresh hub: exactly C in, N - C refused with the workshop-full page.
+
+    .venv/bin/python benchmarks/bench_rehearse.py [--participants 100] [--ramp 10] [--cap 60]
+        [--runs cold,prewarm,cap] [--run-first-cell] [--output DIR]
+
+Writes DIR/<run>.json (casabook.rehearse's rehearsal.json), DIR/bench.json (the figures below) and
+DIR/time-to-notebook.png (cold against prewarmed). The machine is shared: the load average at the
+start and end of each run is printed with it.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
+
+from hubfixtures import MaterialsRepo, notebook_text  # noqa: E402
+
+from casabook.hubapi import HubAPI  # noqa: E402
+from casabook.prewarm import prewarm  # noqa: E402
+from casabook.rehearsal_hub import RehearsalStack  # noqa: E402
+from casabook.rehearsal_report import plot_time_to_notebook, write_outputs  # noqa: E402
+from casabook.rehearse import CrowdPlan, Rehearsal, rehearse_crowd  # noqa: E402
+
+CONTACT = "casabook benchmark <bench@casabook.invalid>"
+
+
+def materials(folder: Path) -> tuple[MaterialsRepo, str]:
+    """A git repository of materials: the workshop's notebooks as they are on disk (real sizes),
+    or one small notebook where there are none yet. Returns the repo and the notebook to open."""
+    folder.mkdir()
+    subprocess.run(["git", "init", "-q", "-b", "main", str(folder)], check=True)
+    repo = MaterialsRepo(folder)
+    files: dict[str, str | None] = {"README.md": "# Workshop materials\n"}
+    for path in sorted((ROOT / "notebooks").rglob("*.ipynb")):
+        if ".ipynb_checkpoints" not in path.parts:
+            files[str(path.relative_to(ROOT))] = path.read_text()
+    notebooks = [name for name in files if name.endswith(".ipynb")]
+    if not notebooks:
+        files["notebooks/intro.ipynb"] = notebook_text("print('hello')")
+        notebooks = ["notebooks/intro.ipynb"]
+    repo.commit(files, "Workshop materials")
+    return repo, notebooks[0]
+
+
+def load() -> str:
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f}/{five:.1f}"
+
+
+def figures(name: str, rehearsal: Rehearsal, load_before: str) -> dict[str, object]:
+    s = rehearsal.summary()
+    ttn = s["time_to_notebook_s"]
+    fp = rehearsal.footprint or {}
+    row = {
+        "run": name, "participants": s["participants"], "cap": s["cap"], "ramp_s": rehearsal.plan.ramp_s,
+        "in": s["in"], "admitted": s["admitted"], "refused": s["refused"], "spawn_failures": s["spawn_failures"],
+        "other_failures": s["other_failures"], "spawned": s["spawned"], "http_429": s["http_429"],
+        "retries": s["retries"], "p50_s": ttn["p50"], "p95_s": ttn["p95"], "max_s": ttn["max"],
+        "spawn_p95_s": s["spawn_s"]["p95"], "pull_p95_s": s["pull_s"]["p95"],
+        "cpu_s_per_attendee": fp.get("cpu_seconds_per_attendee"),
+        "server_rss_mib_per_attendee": fp.get("server_rss_mib_per_attendee"),
+        "rss_mib_peak": fp.get("rss_mib_peak"), "cpu_seconds": fp.get("cpu_seconds"),
+        "hub_view": rehearsal.hub_view, "wall_s": s["seconds"], "load_before": load_before, "load_after": load(),
+    }
+    refused_pages = {a.detail for a in rehearsal.attendees if a.outcome == "refused"}
+    row["refused_page"] = sorted(refused_pages)[:1]
+    print(json.dumps(row), flush=True)
+    return row
+
+
+def crowd(stack: RehearsalStack, link: str, args: argparse.Namespace, cap: int) -> Rehearsal:
+    done: list[str] = []
+
+    def tick(result: object) -> None:
+        done.append(getattr(result, "outcome"))
+        if len(done) % 10 == 0 or len(done) == args.participants:
+            print(f"  {len(done)}/{args.participants} done ({time.strftime('%H:%M:%S')})", flush=True)
+
+    plan = CrowdPlan(hub_url=stack.hub_url, launch_url=link, participants=args.participants, ramp_s=args.ramp,
+                     cap=cap, oidc_url=stack.oidc_url, api_token=stack.api_token,
+                     run_first_cell=args.run_first_cell, attendee_timeout_s=args.timeout,
+                     hub_pid=stack.hub_process.pid if stack.hub_process else None)
+    return asyncio.run(rehearse_crowd(plan, on_done=tick))
+
+
+async def stop_all(stack: RehearsalStack) -> None:
+    async with HubAPI(stack.hub_url, stack.api_token) as api:
+        names = [u["name"] for u in await api.users(state="active")]
+        gate = asyncio.Semaphore(10)
+
+        async def stop(name: str) -> None:
+            async with gate:
+                await api.stop_server(name)
+
+        await asyncio.gather(*(stop(n) for n in names))
+        await api.wait_stopped(names, timeout=300)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--participants", type=int, default=100)
+    parser.add_argument("--ramp", type=float, default=10.0)
+    parser.add_argument("--cap", type=int, default=60, help="the cap of the 'cap' run (default: 60)")
+    parser.add_argument("--runs", default="cold,prewarm,cap")
+    parser.add_argument("--run-first-cell", action="store_true")
+    parser.add_argument("--timeout", type=float, default=900.0, help="per attendee (default: 900 s)")
+    parser.add_argument("--output", type=Path, default=ROOT / ".casabook" / "bench-rehearse")
+    args = parser.parse_args(argv)
+    runs = set(args.runs.split(","))
+    args.output.mkdir(parents=True, exist_ok=True)
+    print(f"{args.participants} attendees within {args.ramp:g} s on {os.cpu_count()} cores; load {load()}", flush=True)
+    rows: list[dict[str, object]] = []
+    series: dict[str, list[float]] = {}
+
+    with tempfile.TemporaryDirectory(prefix="casabook-bench-rehearse-") as tmp:
+        repo, notebook = materials(Path(tmp) / "upstream")
+        if runs & {"cold", "prewarm"}:
+            stack = RehearsalStack(root=ROOT, state_dir=Path(tmp) / "hub", participants=args.participants,
+                                   contact=CONTACT)
+            stack.start()
+            try:
+                link = repo.launch_url(stack.hub_url, notebook)
+                print(f"cold: cap {args.participants}", flush=True)
+                before = load()
+                cold = crowd(stack, link, args, args.participants)
+                write_outputs(cold, args.output / "cold")
+                rows.append(figures("cold", cold, before))
+                series["cold"] = [a.time_to_notebook for a in cold.attendees if a.time_to_notebook is not None]
+                if "prewarm" in runs:
+                    asyncio.run(stop_all(stack))
+                    print("prewarm: servers stopped; prewarming every registered participant", flush=True)
+                    began = time.monotonic()
+                    report = asyncio.run(prewarm(stack.hub_url, stack.prewarm_token, repo.source,
+                                                 concurrency=10, spawn_timeout=600))
+                    prewarm_s = round(time.monotonic() - began, 1)
+                    print(json.dumps({"prewarm_s": prewarm_s, "ready": report.ready, "of": len(report.users)}),
+                          flush=True)
+                    before = load()
+                    warm = crowd(stack, link, args, args.participants)
+                    write_outputs(warm, args.output / "prewarmed")
+                    row = figures("prewarmed", warm, before)
+                    row.update({"prewarm_s": prewarm_s, "prewarm_ready": report.ready})
+                    rows.append(row)
+                    series["after prewarm"] = [a.time_to_notebook for a in warm.attendees
+                                               if a.time_to_notebook is not None]
+                shutil.copy(stack.log_path, args.output / "hub-cold-prewarm.log")
+            finally:
+                stack.stop()
+        if "cap" in runs:
+            stack = RehearsalStack(root=ROOT, state_dir=Path(tmp) / "hub-cap", participants=args.cap,
+                                   contact=CONTACT)
+            stack.start()
+            try:
+                print(f"cap: cap {args.cap}", flush=True)
+                before = load()
+                capped = crowd(stack, repo.launch_url(stack.hub_url, notebook), args, args.cap)
+                write_outputs(capped, args.output / f"cap{args.cap}")
+                rows.append(figures(f"cap {args.cap}", capped, before))
+                shutil.copy(stack.log_path, args.output / "hub-cap.log")
+            finally:
+                stack.stop()
+
+    if series:
+        plot_time_to_notebook(series, args.output / "time-to-notebook.png",
+                              title=f"{args.participants} attendees clicking within {args.ramp:g} s "
+                                    f"({os.cpu_count()} cores)")
+    (args.output / "bench.json").write_text(json.dumps(rows, indent=2) + "\n")
+    print(f"figures: {args.output / 'bench.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
