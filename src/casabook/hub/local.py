@@ -144,6 +144,8 @@ class LocalStack:
         if not proxy.exists():
             raise CasabookError("no-proxy", f"{PROXY_BIN} is missing: run `npm ci` in {self.root} "
                                 "(package.json locks configurable-http-proxy)", file="package.json")
+        # Our readiness polls are not news, even where a Sphinx build turned logging up to INFO.
+        logging.getLogger("httpx").setLevel(logging.WARNING)
         (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
         (self.state_dir / "homes").mkdir(exist_ok=True)
         token_file = self.state_dir / "organiser-token"
