@@ -109,8 +109,8 @@ def main(argv: list[str] | None = None) -> int:
         for run in cold_report["runs"]:
             failure = run.get("failure") or {}
             detail = f"  {failure.get('kind')}: {failure.get('message', '')[:100]}" if failure else ""
-            print(f"  {run['notebook']} on {run['facility']}: {run['status']} {run['duration_s']} s, "
-                  f"peak {run['peak_memory_mib']} MiB{detail}")
+            print(f"  {run['notebook']} on {run['facility']}: {run['status']} {run['duration_s']} s "
+                  f"({run['cpu_s']} s CPU), peak {run['peak_memory_mib']} MiB{detail}")
         ratio = figures["cold jobs=1"] / figures["cold jobs=2"]
         print("load average at end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
         print(f"cold, --jobs 1:   {figures['cold jobs=1']:7.2f} s (exit {codes['cold jobs=1']})")

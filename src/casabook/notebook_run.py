@@ -8,7 +8,7 @@ the kernel itself so the parent learns its pid at once, and reports over a pipe:
     ("kernel", pid)                 the kernel is starting: the parent samples its memory, and kills
                                     it when the notebook runs past its limit
     ("cell", index, first_line)     a cell starts (index in the notebook as committed)
-    ("done", payload)               the outcome: status, failures, results, peak memory of children
+    ("done", payload)               the outcome: status, failures, results, memory and CPU of the kernel
 
 Heavy modules are imported inside the child functions: the parent imports this module only for
 `RunSpec`.
@@ -78,7 +78,10 @@ def child_main(spec: RunSpec, conn: Connection) -> None:
         except BaseException as error:  # noqa: BLE001 - a bug here must reach the report, not vanish with the child
             payload = {"failures": [Failure(kind="internal", message=f"the validator failed: {error!r}",
                                             traceback=traceback.format_exc()).model_dump()]}
-        payload["children_maxrss_kib"] = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+        # The kernel is this process's only child, reaped by now: its usage includes the processes it reaped.
+        usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+        payload["children_maxrss_kib"] = usage.ru_maxrss
+        payload["children_cpu_s"] = usage.ru_utime + usage.ru_stime
         conn.send(("done", payload))
         conn.close()
 

@@ -77,6 +77,7 @@ class RunResult(Model):
     status: Status
     duration_s: float | None = None
     peak_memory_mib: float | None = Field(None, description="peak resident memory of the kernel's process tree")
+    cpu_s: float | None = Field(None, description="CPU time (user + system) of the kernel and the processes it reaped")
     substitutions: list[Substitution] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     failures: list[Failure] = Field(default_factory=list)
@@ -162,6 +163,8 @@ def _figures(run: RunResult) -> str:
         parts.append(f"{run.duration_s:.1f} s")
     if run.peak_memory_mib is not None:
         parts.append(f"{run.peak_memory_mib:.0f} MiB")
+    if run.cpu_s is not None:
+        parts.append(f"{run.cpu_s:.1f} s CPU")
     return " · ".join(parts)
 
 

@@ -614,7 +614,8 @@ class Matrix:
         peak = max(job.peak_bytes, int(payload.get("children_maxrss_kib", 0)) * 1024)
         result = job.run.result(
             self.output, "failed" if failures else "passed", duration_s=duration,
-            peak_memory_mib=round(peak / 2**20, 1) if peak else None, failures=failures,
+            peak_memory_mib=round(peak / 2**20, 1) if peak else None,
+            cpu_s=round(payload["children_cpu_s"], 2) if payload.get("children_cpu_s") else None, failures=failures,
             results=payload.get("results", {}) if not failures else {})
         if result.status == "passed":
             store_result(result, self.output)
