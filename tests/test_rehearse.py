@@ -237,3 +237,17 @@ def test_stats_match_the_hubs_own_api(stack: RehearsalStack, workshop_root: Path
         "total_ever": attendance.total_ever, "cap": 3, "waitlist": 0}
     assert main(["--root", str(workshop_root), "stats", "--facility", "local", "--hub-url", stack.hub_url]) == 0
     assert f"{attendance.registered} of 3" in capsys.readouterr().out
+
+
+@pytest.mark.hub
+def test_token_login_reaches_the_notebook_where_no_login_page_can_be_automated(
+        stack: RehearsalStack, materials_repo: MaterialsRepo) -> None:  # noqa: F811
+    plan = CrowdPlan(hub_url=stack.hub_url, launch_url=materials_repo.launch_url(stack.hub_url, "nb/intro.ipynb"),
+                     participants=1, ramp_s=0, login="token", api_token=stack.api_token, run_first_cell=True,
+                     name_prefix="by-token")
+    [attendee] = asyncio.run(rehearse_crowd(plan)).attendees
+    assert (attendee.outcome, attendee.spawned, attendee.login_s) == (Outcome.IN, True, None), attendee.detail
+    assert attendee.first_cell_s is not None
+    assert stack.api("GET", "users/by-token-001").json()["servers"][""]["ready"]
+    # Users the organisers create through the API take a place without meeting the cap (as the
+    # admin page's "Add users" does): such a rehearsal tests the spawn path, not the cap.

@@ -352,6 +352,7 @@ class Attendee:
         parts = urlsplit(self.launch_url)
         hub = f"{parts.scheme}://{parts.netloc}"
         api = f"{hub}/hub/api/users/{user_path(self.name)}"
+        began = time.monotonic()
         for _ in range(MAX_RETRIES + 1):
             _check(api)
             response = await browser.client.post(f"{api}/server")
@@ -364,7 +365,6 @@ class Attendee:
         else:
             raise Stop(Outcome.GAVE_UP, f"{self.result.http_429} 'try again' answers")
         if response.status_code in (201, 202):
-            began = time.monotonic()
             self.result.spawned = True
             events = await browser.events(f"{api}/server/progress", params={}, timeout=self.spawn_timeout)
             if not (events and events[-1].get("ready")):
@@ -437,8 +437,10 @@ async def _execute(browser: Browser, channels_url: str, code: str, username: str
     from tornado.websocket import websocket_connect
 
     _check(channels_url)
-    request = HTTPRequest(channels_url, headers={"Cookie": browser.cookie_header(channels_url),
-                                                 "Sec-Fetch-Mode": "websocket"})
+    headers = {"Cookie": browser.cookie_header(channels_url), "Sec-Fetch-Mode": "websocket"}
+    if browser.token:
+        headers["Authorization"] = f"token {browser.token}"
+    request = HTTPRequest(channels_url, headers=headers)
     connection = await websocket_connect(request)
     try:
         msg_id = uuid.uuid4().hex
