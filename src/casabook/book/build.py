@@ -321,8 +321,9 @@ def build_book(workshop: Workshop, *, hub_override: str | None = None, execute: 
     broken = broken_links(workshop.root, all_links)
     if broken:
         raise BookBuildError("book-broken-link", _failure(
-            f"{link.notebook}: {reason} (its launch button on {pages.docname(link.notebook)}.html and "
-            f"the launch table on {pages.track_docname(workshop.tracks[link.track])}.html)" for link, reason in broken))
+            f"{reason if reason.startswith(link.notebook) else f'{link.notebook}: {reason}'} (its launch button "
+            f"on {pages.docname(link.notebook)}.html, its launch table on "
+            f"{pages.track_docname(workshop.tracks[link.track])}.html)" for link, reason in broken))
 
     config = _sphinx_config(paths, plan, execute)
     notebook_paths = [link.notebook for link in all_links]
