@@ -256,7 +256,7 @@ with open({counter!r}, "a") as counter:
 def test_cache_hits_unchanged_and_output_only_changes_and_misses_on_a_changed_cell(tmp_path: Path) -> None:
     counter = tmp_path / "runs.txt"
     root = make_workshop(tmp_path / "ws", {"counted": notebook(COUNTING.format(counter=str(counter))),
-                                           "fails": notebook("1 / 0")})
+                                           "fails": notebook("1 / 0"), "lacks-a-package": notebook("import sklearn")})
     path = root / "notebooks" / "t" / "counted.ipynb"
 
     def run(**options: object) -> Report:
@@ -270,7 +270,12 @@ def test_cache_hits_unchanged_and_output_only_changes_and_misses_on_a_changed_ce
 
     second = run()
     assert second.run("notebooks/t/counted.ipynb", "local").status == "cached" and times_run() == 1
-    assert second.run("notebooks/t/fails.ipynb", "local").status == "failed"  # failures are never cached
+    # A failure while running is run again; one found before the kernel starts follows from the key alone.
+    fails = second.run("notebooks/t/fails.ipynb", "local")
+    assert (fails.status, fails.from_cache) == ("failed", False)
+    lacks = second.run("notebooks/t/lacks-a-package.ipynb", "local")
+    assert (lacks.status, lacks.from_cache, lacks.failure.kind) == ("failed", True, "missing-package")
+    assert not second.ok
     assert second.run("notebooks/t/counted.ipynb", "local").key == first.run("notebooks/t/counted.ipynb", "local").key
 
     nb = nbformat.read(path, as_version=4)

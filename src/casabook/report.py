@@ -27,6 +27,8 @@ FailureKind = Literal[
     "environment",       # it reads a variable the facility does not set, without a default
     "internal",          # the validator itself failed (a bug): the message says where
 ]
+# Failures found before a kernel starts depend on nothing but the cache key's inputs: safe to reuse.
+STATIC_KINDS = frozenset({"kernel-mismatch", "missing-package", "parameters", "environment"})
 
 REPORT_JSON = "report.json"
 REPORT_HTML = "report.html"
@@ -85,6 +87,8 @@ class RunResult(Model):
     log: str | None = Field(None, description="the kernel's stdout and stderr, relative to the report's folder")
     results: dict[str, Any] = Field(default_factory=dict, description="the notebook's own results JSON")
     key: str = Field(description="the cache key: notebook, facility, package versions, data")
+    from_cache: bool = Field(False, description="reused from an identical earlier run (a pass, or a failure "
+                                                "found before the kernel started) instead of run again")
 
     @computed_field  # type: ignore[prop-decorator]
     @property
@@ -168,10 +172,14 @@ def _figures(run: RunResult) -> str:
     return " · ".join(parts)
 
 
+def _status(run: RunResult) -> str:
+    return f"{run.status} (cached)" if run.status == "failed" and run.from_cache else run.status
+
+
 def _matrix_cell(run: RunResult | None, anchor: str) -> str:
     if run is None:
         return '<td class="none">—</td>'
-    lines = [f'<a href="#{anchor}" class="badge {run.status}">{run.status}</a>',
+    lines = [f'<a href="#{anchor}" class="badge {run.status}">{_status(run)}</a>',
              f'<div class="figures">{_e(_figures(run))}</div>']
     if run.failure is not None:
         where = run.failure.cell.describe() if run.failure.cell else run.failure.kind
@@ -184,7 +192,7 @@ def _matrix_cell(run: RunResult | None, anchor: str) -> str:
 
 def _details(run: RunResult, anchor: str) -> str:
     rows = [f'<section id="{anchor}" class="run {run.status}">',
-            f"<h3>{_e(run.notebook)} on {_e(run.facility)} <span class=\"badge {run.status}\">{run.status}</span></h3>",
+            f"<h3>{_e(run.notebook)} on {_e(run.facility)} <span class=\"badge {run.status}\">{_status(run)}</span></h3>",
             f"<p>track {_e(run.track)} · {_e(_figures(run))}"]
     if run.executed_notebook:
         rows.append(f' · executed notebook <a href="{_e(run.executed_notebook)}">{_e(run.executed_notebook)}</a>')
@@ -258,7 +266,7 @@ def summary_table(report: Report) -> Any:
             if run is None:
                 row.append("[dim]—[/]")
                 continue
-            text = f"[{_STYLE[run.status]}]{run.status}[/]"
+            text = f"[{_STYLE[run.status]}]{_status(run)}[/]"
             if figures := _figures(run):
                 text += f"\n{figures}"
             if run.failure is not None:

@@ -38,7 +38,8 @@ from casabook import __version__
 from casabook.errors import CasabookError
 from casabook.model import Facility, Track, Workshop
 from casabook.notebook_run import PRELOAD, RunSpec, child_main
-from casabook.report import REPORT_JSON, CellRef, Failure, Limits, Report, RunResult, Substitution, write_report
+from casabook.report import (REPORT_JSON, STATIC_KINDS, CellRef, Failure, Limits, Report, RunResult, Substitution,
+                             write_report)
 
 DEFAULT_CELL_TIMEOUT = 120.0
 DEFAULT_NOTEBOOK_TIMEOUT = 300.0
@@ -229,16 +230,21 @@ def build_session(workshop: Workshop, facility: Facility, base_env: dict[str, st
 
 
 def installed_kernels(names: Iterable[str]) -> dict[str, dict[str, Any]]:
-    """The kernelspecs of the named kernels that are installed here (argv, language)."""
-    from jupyter_client.kernelspec import KernelSpecManager, NoSuchKernel
+    """The kernelspecs of the named kernels that are installed here (argv, language, env)."""
+    from jupyter_client.kernelspec import KernelSpec, KernelSpecManager, NoSuchKernel
 
     manager = KernelSpecManager()
+    folders = manager.find_kernel_specs()
     found: dict[str, dict[str, Any]] = {}
-    for name in set(names):
+    for name in set(names) & set(folders):
         try:
-            spec = manager.get_kernel_spec(name)
-        except NoSuchKernel:
-            continue
+            # Read from its folder: get_kernel_spec("python3") imports ipykernel, a second of a warm run's time.
+            spec = KernelSpec.from_resource_dir(folders[name])
+        except OSError:  # the native kernel, found inside ipykernel without a kernel.json
+            try:
+                spec = manager.get_kernel_spec(name)
+            except NoSuchKernel:
+                continue
         found[name] = {"argv": spec.argv, "language": spec.language, "env": spec.env}
     return found
 
@@ -382,16 +388,27 @@ def plan_runs(workshop: Workshop, tracks: list[Track], extra: list[Facility], li
 # --- the cache --------------------------------------------------------------------------------
 
 
+def is_reusable(result: RunResult) -> bool:
+    """A pass, or a failure found before the kernel started: both follow from the key alone.
+    A failure while running may be the machine's (a busy core, a full disk), so it is run again."""
+    return result.status == "passed" or (
+        result.status == "failed" and bool(result.failures) and all(f.kind in STATIC_KINDS for f in result.failures))
+
+
 def cached_result(run: Run, output: Path) -> RunResult | None:
-    """The stored result of an identical run that passed, if its executed notebook is still there."""
+    """The stored result of an identical run, if reusable (and, for a pass, its executed notebook is still there)."""
     path = output / CACHE_DIR / f"{run.key}.json"
     try:
         stored = RunResult.model_validate_json(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return None
-    if stored.executed_notebook is None or not (output / stored.executed_notebook).is_file():
+    if not is_reusable(stored):
         return None
-    return stored.model_copy(update={"status": "cached", "track": run.track.name})
+    if stored.status == "passed":
+        if stored.executed_notebook is None or not (output / stored.executed_notebook).is_file():
+            return None
+        return stored.model_copy(update={"status": "cached", "from_cache": True, "track": run.track.name})
+    return stored.model_copy(update={"from_cache": True, "track": run.track.name})
 
 
 def store_result(result: RunResult, output: Path) -> None:
@@ -617,7 +634,7 @@ class Matrix:
             peak_memory_mib=round(peak / 2**20, 1) if peak else None,
             cpu_s=round(payload["children_cpu_s"], 2) if payload.get("children_cpu_s") else None, failures=failures,
             results=payload.get("results", {}) if not failures else {})
-        if result.status == "passed":
+        if is_reusable(result):
             store_result(result, self.output)
         self.on_event("done", job.run, result.status)
         return result
