@@ -20,7 +20,7 @@ from casabook.errors import CasabookError
 from casabook.model import load_workshop
 from casabook.notebook_checks import check_parameters, environment_reads
 from casabook.report import Report
-from casabook.validate import validate
+from casabook.validate import recorded_duration, validate
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -379,3 +379,13 @@ def test_parameters_declared_by_any_assignment_form() -> None:
     cell.metadata["tags"] = ["parameters"]
     assert check_parameters(new_notebook(cells=[cell]), ["data_root", "dask_scheduler_address", "output_dir"]) is None
 
+
+
+def test_recorded_duration_orders_longest_first() -> None:
+    nb = notebook("x = 1", "y = 2")
+    nb.cells[1].metadata["execution"] = {"iopub.execute_input": "2026-01-01T10:00:00.000Z",
+                                         "shell.execute_reply": "2026-01-01T10:00:01.000Z"}
+    nb.cells[3].metadata["execution"] = {"iopub.execute_input": "2026-01-01T10:00:02.000Z",
+                                         "shell.execute_reply": "2026-01-01T10:00:03.500Z"}
+    assert recorded_duration(nb) == 3.5
+    assert recorded_duration(notebook("x = 1")) is None

@@ -179,10 +179,13 @@ def check_imports(nb: Any, facility: Facility) -> Failure | None:
 
 
 def static_failures(nb: Any, facility: Facility, *, injected: Iterable[str],
-                    session_variables: Iterable[str]) -> list[Failure]:
+                    session_variables: Iterable[str], language: str = "python") -> list[Failure]:
     """Every check that fails, in the order an attendee would meet them."""
+    kernel = check_kernel(nb, facility)
+    if language != "python":  # the source checks read Python; another kernel's notebook gets the kernel check alone
+        return [kernel] if kernel else []
     checks = (
-        check_kernel(nb, facility),
+        kernel,
         check_imports(nb, facility),
         check_parameters(nb, injected),
         check_environment(nb, facility, session_variables),

@@ -651,6 +651,30 @@ def _previous_durations(output: Path) -> dict[tuple[str, str], float]:
         return {}
 
 
+def recorded_duration(nb: dict[str, Any]) -> float | None:
+    """How long the notebook took when its committed outputs were made, from the cells' execution timing."""
+    starts, ends = [], []
+    for cell in nb["cells"]:
+        timing = cell.get("metadata", {}).get("execution", {})
+        if "iopub.execute_input" in timing and "shell.execute_reply" in timing:
+            starts.append(timing["iopub.execute_input"])
+            ends.append(timing["shell.execute_reply"])
+    try:
+        return (dt.datetime.fromisoformat(max(ends)) - dt.datetime.fromisoformat(min(starts))).total_seconds()
+    except ValueError:  # no timing recorded, or not ISO timestamps
+        return None
+
+
+def _expected_durations(runs: list[Run], output: Path, notebooks: dict[str, dict[str, Any]]) -> list[float]:
+    """Each run's expected time: as last measured here, else as its committed outputs took; unknown is longest."""
+    previous = _previous_durations(output)
+    expected = []
+    for run in runs:
+        known = previous.get((run.notebook, run.facility.name)) or recorded_duration(notebooks[run.notebook])
+        expected.append(known if known is not None else float("inf"))
+    return expected
+
+
 def validate(workshop: Workshop, *, tracks: list[str] | None = None, facilities: list[str] | None = None,
              jobs: int | None = None, force: bool = False, output: Path | None = None,
              cell_timeout: float = DEFAULT_CELL_TIMEOUT, notebook_timeout: float = DEFAULT_NOTEBOOK_TIMEOUT,
@@ -684,9 +708,9 @@ def validate(workshop: Workshop, *, tracks: list[str] | None = None, facilities:
     todo = [index for index in range(len(runs)) if index not in results]
     if todo:
         warm_up()
-        # Longest first (as last measured): the last job to start is then a short one, and jobs end together.
-        durations = _previous_durations(output)
-        todo.sort(key=lambda i: -durations.get((runs[i].notebook, runs[i].facility.name), float("inf")))
+        # Longest first: the last job to start is then a short one, and the jobs end together.
+        expected = _expected_durations(runs, output, notebooks)
+        todo.sort(key=lambda i: -expected[i])
         prepare_sessions(workshop, [runs[i] for i in todo], output)
         with _progress(console, len(runs), len(runs) - len(todo)) as on_event:
             executed = Matrix(output, limits, jobs, on_event).run_all([runs[i] for i in todo])
