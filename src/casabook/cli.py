@@ -129,9 +129,11 @@ def build_parser() -> argparse.ArgumentParser:
         from casabook.report import failure_lines, summary_table
         from casabook.validate import validate
 
+        limits = {name: value for name, value in (("cell_timeout", args.cell_timeout),
+                                                  ("notebook_timeout", args.notebook_timeout)) if value is not None}
         report = validate(load_workshop(_root(args)), tracks=args.track, facilities=args.facility, jobs=args.jobs,
-                          force=args.force, output=Path(args.output) if args.output else None,
-                          cell_timeout=args.cell_timeout, notebook_timeout=args.notebook_timeout, console=err_console)
+                          force=args.force, output=Path(args.output) if args.output else None, console=err_console,
+                          **limits)
         console = out_console()
         console.print(summary_table(report))
         for line in failure_lines(report):
@@ -146,12 +148,12 @@ def build_parser() -> argparse.ArgumentParser:
     validate_cmd.add_argument("--facility", action="append",
                               help="also run on this facility, besides each track's own (repeatable)")
     validate_cmd.add_argument("--jobs", type=int, metavar="N", help="notebooks run at once (default: one per core)")
-    validate_cmd.add_argument("--force", action="store_true", help="rerun passed runs even when nothing changed")
+    validate_cmd.add_argument("--force", action="store_true", help="run everything again, even what nothing changed")
     validate_cmd.add_argument("--output", metavar="DIR",
                               help="executed notebooks, cache and report (default: <repository>/build/validate)")
-    validate_cmd.add_argument("--cell-timeout", type=float, default=120.0, metavar="SECONDS",
+    validate_cmd.add_argument("--cell-timeout", type=float, metavar="SECONDS",
                               help="limit for one cell (default: 120)")
-    validate_cmd.add_argument("--notebook-timeout", type=float, default=300.0, metavar="SECONDS",
+    validate_cmd.add_argument("--notebook-timeout", type=float, metavar="SECONDS",
                               help="limit for a whole notebook, kernel start included (default: 300)")
     validate_cmd.set_defaults(func=_cmd_validate)
 
