@@ -90,8 +90,20 @@ def rewrite_all_when_navigation_changes(app: Sphinx, env: BuildEnvironment) -> l
     return sorted(env.found_docs) if previous is not None and previous != digest else []
 
 
+def skip_parent_rewrites(app: Sphinx, builder) -> None:
+    """Do not rewrite a changed page's toctree parents along with it.
+
+    Sphinx rewrites them because a visible toctree shows its children's titles. The book's
+    toctrees are hidden (the sidebar shows them), and a title change rewrites every page anyway
+    (above), so those rewrites are redundant: after editing one notebook, its track page. The
+    environment is already saved when writing starts, so this affects the current write only.
+    """
+    builder.env.files_to_rebuild = {}
+
+
 def setup(app: Sphinx) -> dict[str, Any]:
     app.connect("doctree-read", unescape_link_urls)
     app.connect("doctree-read", fill_image_alt)
     app.connect("env-get-updated", rewrite_all_when_navigation_changes)
+    app.connect("write-started", skip_parent_rewrites)
     return {"version": __version__, "parallel_read_safe": True, "parallel_write_safe": True}
