@@ -12,6 +12,7 @@ import datetime as dt
 import io
 import json
 import re
+import shutil
 import threading
 from html.parser import HTMLParser
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -60,6 +61,11 @@ def plot_notebook() -> nbformat.NotebookNode:
     return notebook
 
 
+def copy_book(root: Path) -> None:
+    """The repository's hand-written book (config, landing page) into a throw-away workshop."""
+    shutil.copytree(REPO / "book", root / "book", ignore=shutil.ignore_patterns("_build"))
+
+
 def commit_all(root: Path, message: str) -> None:
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", message)
@@ -68,10 +74,7 @@ def commit_all(root: Path, message: str) -> None:
 @pytest.fixture(scope="module")
 def workshop_root(tmp_path_factory) -> Path:
     root = make_workshop(tmp_path_factory.mktemp("book") / "workshop")
-    for path in (REPO / "book").iterdir():
-        if path.name != "_build":
-            (root / "book" / path.name).parent.mkdir(exist_ok=True)
-            (root / "book" / path.name).write_bytes(path.read_bytes())
+    copy_book(root)
     nbformat.write(plot_notebook(), root / PLOT_NOTEBOOK)
     commit_all(root, "book and a plot")
     return root
@@ -356,7 +359,7 @@ def test_bad_arguments_exit_2(workshop_root: Path, capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
-def test_markdown_special_characters_in_track_text_are_shown_as_written(tmp_path: Path):
+def test_markdown_special_characters_in_track_text_are_shown_as_written():
     from casabook.book.pages import md_text
 
     assert md_text("H->ZZ* with $1 and [links](x) | pipes") == (
@@ -401,7 +404,8 @@ def test_launch_button_is_the_first_link_of_the_page_by_keyboard_and_opens_the_h
     from playwright.sync_api import sync_playwright
 
     hub_url, requests = recording_hub
-    out = build_book(load_workshop(workshop_root), hub_override=hub_url, output=tmp_path / "book")
+    out = build_book(load_workshop(workshop_root), hub_override=hub_url, hub_title="the workshop hub",
+                     output=tmp_path / "book")
     notebook = "notebooks/cms/01-nanoevents.ipynb"
     [expected] = [link.url for link in track_links(load_workshop(workshop_root),
                                                    load_workshop(workshop_root).tracks["cms"], hub_url=hub_url)
@@ -421,7 +425,7 @@ def test_launch_button_is_the_first_link_of_the_page_by_keyboard_and_opens_the_h
                 if tag == "A":
                     break
             assert "casabook-launch-button" in classes.split()
-            assert text == f"Launch on 127.0.0.1:{hub_url.rsplit(':', 1)[1]}"
+            assert text == "Launch on the workshop hub"
             with page.expect_navigation():
                 page.keyboard.press("Enter")
             assert page.url == expected
@@ -443,10 +447,7 @@ def one_notebook_workshop(tmp_path: Path) -> Path:
     notebook = tiny_notebook("print(6 * 7)")
     notebook.cells[0].source = "# Answer"
     nbformat.write(notebook, root / "notebooks/atlas/01-physlite-coffea.ipynb")
-    for path in (REPO / "book").iterdir():
-        if path.is_file():
-            (root / "book").mkdir(exist_ok=True)
-            (root / "book" / path.name).write_bytes(path.read_bytes())
+    copy_book(root)
     git(root, "init", "-q", "-b", "main")
     commit_all(root, "one notebook")
     return root

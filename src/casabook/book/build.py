@@ -103,19 +103,19 @@ def _check_hub_override(url: str | None) -> None:
                             key="--hub-override")
 
 
-def _hub_for(workshop: Workshop, track_name: str, hub_override: str | None) -> pages.Hub:
+def _hub_for(workshop: Workshop, track_name: str, hub_override: str | None, hub_title: str | None) -> pages.Hub:
     facility = workshop.facility_of(workshop.tracks[track_name])
     if hub_override is None:
         return pages.Hub(title=facility.title, url=facility.hub.url)
     url = hub_override.rstrip("/")
     named = next((f for f in workshop.facilities.values() if f.hub.url == url), None)
-    return pages.Hub(title=named.title if named else urlsplit(url).netloc, url=url)
+    return pages.Hub(title=hub_title or (named.title if named else urlsplit(url).netloc), url=url)
 
 
-def plan_book(workshop: Workshop, hub_override: str | None = None) -> Plan:
+def plan_book(workshop: Workshop, hub_override: str | None = None, hub_title: str | None = None) -> Plan:
     _check_hub_override(hub_override)
     links = {name: track_links(workshop, track, hub_url=hub_override) for name, track in workshop.tracks.items()}
-    hubs = {name: _hub_for(workshop, name, hub_override) for name in workshop.tracks}
+    hubs = {name: _hub_for(workshop, name, hub_override, hub_title) for name in workshop.tracks}
     generated = {"_toc.yml": pages.table_of_contents(workshop), pages.TRACK_LIST: pages.track_list(workshop, hubs)}
     for name, track in workshop.tracks.items():
         generated[pages.track_docname(track) + ".md"] = pages.track_page(
@@ -300,11 +300,13 @@ def _forget_environment(paths: BookPaths) -> None:
     (paths.html / ".buildinfo").unlink(missing_ok=True)
 
 
-def build_book(workshop: Workshop, *, hub_override: str | None = None, execute: str = "off",
-               output: Path | None = None, console: Console | None = None) -> Path:
+def build_book(workshop: Workshop, *, hub_override: str | None = None, hub_title: str | None = None,
+               execute: str = "off", output: Path | None = None, console: Console | None = None) -> Path:
     """Build the book and publish it to `output` (default book/_build/html); returns that folder.
 
     hub_override: point every launch link at this hub (e.g. the local one `casabook up` runs).
+    hub_title: how the buttons name that hub ("Launch on <hub_title>"); by default the title of
+    the facility with that URL, else its host and port.
     execute: "off" uses the notebooks' committed outputs; "cache" runs changed notebooks through
     jupyter-cache; "force" runs them all. Raises CasabookError (exit 2) for a user mistake and
     BookBuildError (exit 1) when a page fails; the published book is then left as it was.
@@ -315,7 +317,7 @@ def build_book(workshop: Workshop, *, hub_override: str | None = None, execute: 
     paths = BookPaths(workshop.root)
     output = (output or paths.default_output).absolute()
     check_output(output)
-    plan = plan_book(workshop, hub_override)
+    plan = plan_book(workshop, hub_override, hub_title)
 
     all_links = [link for links in plan.links.values() for link in links]
     broken = broken_links(workshop.root, all_links)
@@ -331,19 +333,19 @@ def build_book(workshop: Workshop, *, hub_override: str | None = None, execute: 
         # myst-nb writes a failed notebook's traceback here; it belongs to that failed build only.
         shutil.rmtree(paths.html / "reports", ignore_errors=True)
         stage(paths.source, plan_links(workshop.root, paths.book, notebook_paths, plan.generated), plan.generated)
-        succeeded = False
         try:
             code, warnings = _run_sphinx(paths, config, console)
             problems = _describe(paths, workshop, warnings)
             if code != 0 or problems:
                 raise BookBuildError("book-failed", _failure(problems or [f"Sphinx exited with status {code}"]))
-            page_buttons = {f"{docname}.html": button["url"] for docname, button in plan.buttons.items()}
-            problems = check_html(workshop.root, paths.html, page_buttons)
-            if problems:
-                raise BookBuildError("book-launch-links", _failure(problems))
-            succeeded = True
-        finally:
-            if not succeeded:
+        except BaseException as error:
+            # A configuration Sphinx refused never touched the environment; anything later may have.
+            if isinstance(error, BookBuildError) or not isinstance(error, CasabookError):
                 _forget_environment(paths)
+            raise
+        page_buttons = {f"{docname}.html": button["url"] for docname, button in plan.buttons.items()}
+        problems = check_html(workshop.root, paths.html, page_buttons)
+        if problems:
+            raise BookBuildError("book-launch-links", _failure(problems))
         publish(paths.html, output)
     return output
