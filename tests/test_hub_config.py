@@ -144,6 +144,7 @@ def test_local_data_root_is_absolute_and_servers_run_from_this_environment(tmp_p
     assert c.Spawner.environment["CASABOOK_DATA_ROOT"] == str((REPO / ".casabook/data").resolve())
     assert c.Spawner.cmd == [sys.executable, "-m", "casabook.hub.session"]
     assert "--ServerApp.allow_root=True" in c.Spawner.args
+    assert "--ServerApp.jpserver_extensions={'jupyter_lsp': False, 'notebook_shim': False}" in c.Spawner.args
 
 
 @pytest.mark.parametrize("facility", ["local", "coffea-casa-cms", "atlas-af", "coffea-opendata"])

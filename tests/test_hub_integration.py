@@ -157,6 +157,8 @@ def _race(stack, names: list[str]) -> dict[str, int]:
     with ThreadPoolExecutor(len(pending)) as pool:
         responses = list(pool.map(finish, pending))
     for response in responses:
+        assert response.status_code in (302, 403), \
+            f"HTTP {response.status_code}: {response.text[-800:]}\nhub log:\n{stack.log_tail(60)}"
         if response.status_code == 403:
             assert f"This workshop is full ({CAP} places)" in response.text
             assert "organisers@casabook.invalid" in response.text

@@ -31,6 +31,7 @@ LOCAL_SPAWNER_CLASS = "casabook.hub.spawner.LocalSessionSpawner"
 ORGANISER_SERVICE = "casabook-organiser"
 DEFAULT_URL = "/lab"
 SESSION_MODULE = "casabook.hub.session"
+SESSION_EXTENSIONS_OFF = ("jupyter_lsp", "notebook_shim")
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,12 @@ def apply_spawner(c: Config, facility: Facility, root: Path, *, state_dir: Path 
                      else [str(Path(sys.executable).parent / "jupyterhub-singleuser")])
     # Local processes run as the hub's user, which is root in CI and containers.
     c.Spawner.args = ["--ServerApp.allow_root=True"]
+    if lean_session:
+        # The language-server bridge (no language server is installed) and the classic-notebook
+        # shim cost about 0.2 CPU-s per start and serve nothing here; JupyterLab, nbgitpuller and
+        # terminals stay.
+        disabled = ", ".join(f"{name!r}: False" for name in SESSION_EXTENSIONS_OFF)
+        c.Spawner.args = [*c.Spawner.args, f"--ServerApp.jpserver_extensions={{{disabled}}}"]
 
 
 def apply_network(c: Config, facility: Facility, *, ports: Ports, state_dir: Path | None = None,
