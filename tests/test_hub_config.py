@@ -71,6 +71,7 @@ CASES = [
     ("local", "JupyterHub", "spawner_class", "casabook.hub.spawner.LocalSessionSpawner"),
     ("local", "SimpleLocalProcessSpawner", "home_dir_template", "{state}/homes/{username}"),
     ("local", "Spawner", "start_timeout", 120),
+    ("local", "Spawner", "ip", "127.0.0.1"),
     ("local", "Spawner", "default_url", "/lab"),
     # CMS AF: CMS IAM (INDIGO IAM endpoints under the issuer), CMS members, organisers by group
     ("coffea-casa-cms", "JupyterHub", "authenticator_class", "casabook.hub.caps.CappedGenericOAuthenticator"),

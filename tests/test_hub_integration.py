@@ -68,6 +68,18 @@ def test_launch_link_puts_the_materials_in_the_attendees_home(hub, materials_rep
     assert (pulled / "exercises.py").is_file()
 
 
+def test_nothing_listens_beyond_loopback(hub):
+    hub.api("POST", "users/organiser/server")
+    hub.wait_ready("organiser")
+    processes = [psutil.Process(hub.hub_process.pid), *psutil.Process(hub.hub_process.pid).children(recursive=True)]
+    listening = [(p.name(), c.laddr) for p in processes for c in p.net_connections(kind="inet")
+                 if c.status == psutil.CONN_LISTEN]
+    assert len({addr.port for _, addr in listening}) >= 4, listening  # proxy, proxy API, hub, a server
+    assert all(addr.ip == "127.0.0.1" for _, addr in listening), listening
+    idp_host = urlsplit(hub.oidc_url).hostname
+    assert idp_host == "127.0.0.1"
+
+
 def test_materials_update_never_loses_the_attendees_work(hub, materials_repo):  # noqa: F811
     browser = hub.login("bob")
     link = materials_repo.launch_url(hub.hub_url, "nb/intro.ipynb")

@@ -169,6 +169,7 @@ def apply_spawner(c: Config, facility: Facility, root: Path, *, state_dir: Path 
     if state_dir is None:
         raise ValueError("the local-process spawner needs a state folder for the homes")
     c.JupyterHub.spawner_class = LOCAL_SPAWNER_CLASS
+    c.Spawner.ip = "127.0.0.1"
     c.SimpleLocalProcessSpawner.home_dir_template = str(state_dir / "homes" / "{username}")
     # The hub's own environment is the attendees' environment: its Python runs their servers.
     # lean_session: jupyterhub-singleuser without start-up work attendees never use (see
