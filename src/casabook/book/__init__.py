@@ -3,6 +3,7 @@
 `build_book` is the entry point; `casabook book` and `casabook up` call it.
 """
 
-from casabook.book.build import EXECUTE_MODES, BookBuildError, build_book
+from casabook.book.build import EXECUTE_MODES, build_book
+from casabook.book.workdir import BookBuildError
 
 __all__ = ["EXECUTE_MODES", "BookBuildError", "build_book"]
