@@ -126,7 +126,33 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--run-first-cell", action="store_true")
     parser.add_argument("--timeout", type=float, default=900.0, help="per attendee (default: 900 s)")
     parser.add_argument("--output", type=Path, default=ROOT / ".casabook" / "bench-rehearse")
+    parser.add_argument("--nice", type=int, default=0, metavar="N",
+                        help="try out: start attendees' servers at this niceness, so the hub and the identity "
+                             "provider keep their share of the CPU while servers start (default: 0, as configured)")
+    parser.add_argument("--concurrent-spawns", type=int, metavar="N",
+                        help="try out: the hub's concurrent_spawn_limit (default: the facility's)")
+    parser.add_argument("--retry-range", metavar="LOW,HIGH",
+                        help="try out: the seconds a 429 page asks attendees to wait (JupyterHub's default: 30,60)")
+    parser.add_argument("--oauth-timeout", type=float, metavar="SECONDS",
+                        help="try out: the hub's calls to the identity provider may queue and take this long, "
+                             "64 at once (OAuthenticator's default: 20 s, 10 at once)")
     args = parser.parse_args(argv)
+    trials = []
+    if args.oauth_timeout:
+        trials.append("from tornado.httpclient import AsyncHTTPClient")
+        trials.append("AsyncHTTPClient.configure(None, max_clients=64)")
+        trials.append(f"c.OAuthenticator.http_request_kwargs = {{'connect_timeout': {args.oauth_timeout}, "
+                      f"'request_timeout': {args.oauth_timeout}}}")
+    if args.nice:
+        trials.append(f"c.Spawner.cmd = ['nice', '-n', '{args.nice}', *c.Spawner.cmd]")
+    if args.concurrent_spawns:
+        trials.append(f"c.JupyterHub.concurrent_spawn_limit = {args.concurrent_spawns}")
+    if args.retry_range:
+        low, high = (int(v) for v in args.retry_range.split(","))
+        trials.append(f"c.JupyterHub.spawn_throttle_retry_range = ({low}, {high})")
+    extra_config = "\n".join(trials)
+    if trials:
+        print("trying out:", "; ".join(trials), flush=True)
     runs = set(args.runs.split(","))
     args.output.mkdir(parents=True, exist_ok=True)
     print(f"{args.participants} attendees within {args.ramp:g} s on {os.cpu_count()} cores; load {load()}", flush=True)
@@ -137,7 +163,7 @@ def main(argv: list[str] | None = None) -> int:
         repo, notebook = materials(Path(tmp) / "upstream")
         if runs & {"cold", "prewarm"}:
             stack = RehearsalStack(root=ROOT, state_dir=Path(tmp) / "hub", participants=args.participants,
-                                   contact=CONTACT)
+                                   contact=CONTACT, extra_config=extra_config)
             stack.start()
             try:
                 link = repo.launch_url(stack.hub_url, notebook)
@@ -165,11 +191,12 @@ def main(argv: list[str] | None = None) -> int:
                     series["after prewarm"] = [a.time_to_notebook for a in warm.attendees
                                                if a.time_to_notebook is not None]
                 shutil.copy(stack.log_path, args.output / "hub-cold-prewarm.log")
+                shutil.copy(stack.state_dir / "logs" / "oidc.log", args.output / "oidc-cold-prewarm.log")
             finally:
                 stack.stop()
         if "cap" in runs:
             stack = RehearsalStack(root=ROOT, state_dir=Path(tmp) / "hub-cap", participants=args.cap,
-                                   contact=CONTACT)
+                                   contact=CONTACT, extra_config=extra_config)
             stack.start()
             try:
                 print(f"cap: cap {args.cap}", flush=True)
@@ -178,6 +205,7 @@ def main(argv: list[str] | None = None) -> int:
                 write_outputs(capped, args.output / f"cap{args.cap}")
                 rows.append(figures(f"cap {args.cap}", capped, before))
                 shutil.copy(stack.log_path, args.output / "hub-cap.log")
+                shutil.copy(stack.state_dir / "logs" / "oidc.log", args.output / "oidc-cap.log")
             finally:
                 stack.stop()
 
@@ -185,7 +213,7 @@ def main(argv: list[str] | None = None) -> int:
         plot_time_to_notebook(series, args.output / "time-to-notebook.png",
                               title=f"{args.participants} attendees clicking within {args.ramp:g} s "
                                     f"({os.cpu_count()} cores)")
-    (args.output / "bench.json").write_text(json.dumps(rows, indent=2) + "\n")
+    (args.output / "bench.json").write_text(json.dumps({"trying_out": trials, "runs": rows}, indent=2) + "\n")
     print(f"figures: {args.output / 'bench.json'}")
     return 0
 

@@ -54,6 +54,7 @@ class AttendeeResult:
     name: str
     outcome: str = Outcome.ERROR
     clicked_at: float = 0.0  # seconds after the rehearsal started
+    clicked_wall: float = 0.0  # the same moment as a Unix time, to compare with the hub's records
     time_to_notebook: float | None = None  # click -> JupyterLab page of the notebook
     login_s: float | None = None
     spawn_s: float | None = None  # None: the server was already running (prewarmed or returning)
@@ -202,6 +203,10 @@ class Attendee:
     started: float = field(default_factory=time.monotonic)  # the rehearsal's clock origin
     result: AttendeeResult = field(init=False)
     session: Session | None = field(init=False, default=None)
+    # (sent, answered) of the hub's /hub/spawn/ redirect. JupyterHub 6 sends every launch there and
+    # waits on it for a server that starts within its slow_spawn_timeout, so a fast spawn shows no
+    # spawn-pending page; only the hub's record says whether this launch started the server.
+    spawn_request: tuple[float, float] | None = field(init=False, default=None)
 
     def __post_init__(self) -> None:
         self.result = AttendeeResult(self.name)
@@ -210,6 +215,7 @@ class Attendee:
         browser = Browser(self.name, token=self.token)
         click = time.monotonic()
         self.result.clicked_at = round(click - self.started, 3)
+        self.result.clicked_wall = time.time()
         try:
             if self.token:
                 notebook_url = await self._launch_with_token(browser, click)
@@ -273,6 +279,8 @@ class Attendee:
                 response = await browser.navigate(target)
                 continue
             if status == 200 and "/lab" in path and path.startswith("/user/"):
+                self.spawn_request = next(((sent, answered) for sent, answered, code, hop in browser.hops
+                                           if "/hub/spawn/" in hop and code in (302, 303)), None)
                 return url
             if status == 424 or ('id="start"' in page and "/hub/" in path):
                 # "Server not running" (or a failed spawn's "Relaunch"): the attendee clicks the button.

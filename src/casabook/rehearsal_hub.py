@@ -33,7 +33,7 @@ load_subconfig({config!r})  # noqa: F821 (provided by traitlets)
 from casabook.prewarm import apply_prewarm_service
 
 apply_prewarm_service(get_config(), os.environ[{env!r}])  # noqa: F821
-"""
+{extra}"""
 
 
 class ProviderProcess:
@@ -87,6 +87,9 @@ class ProviderProcess:
 @dataclass
 class RehearsalStack(local.LocalStack):
     prewarm_token: str = field(default_factory=lambda: secrets.token_hex(24))
+    # Config lines appended after the facility's (`c` is the hub's Config): for benchmarks that
+    # try a setting out before it goes into a facility file; empty for a rehearsal of the facility.
+    extra_config: str = ""
 
     def start(self, timeout: float = 90) -> RehearsalStack:
         if self.idp is None:
@@ -104,7 +107,9 @@ class RehearsalStack(local.LocalStack):
 
     def start_hub(self, timeout: float = 90) -> None:
         wrapper = self.state_dir / "jupyterhub_config.py"
-        wrapper.write_text(WRAPPER.format(config=str(self.root / local.CONFIG_FILE), env=PREWARM_TOKEN_ENV))
+        extra = f"\nc = get_config()  # noqa: F821\n{self.extra_config}\n" if self.extra_config else ""
+        wrapper.write_text(WRAPPER.format(config=str(self.root / local.CONFIG_FILE), env=PREWARM_TOKEN_ENV,
+                                          extra=extra))
         # LocalStack runs `jupyterhub -f <root>/<CONFIG_FILE>`; an absolute CONFIG_FILE makes that
         # the wrapper. Restored at once: the module's default stays the repository's config.
         default = local.CONFIG_FILE

@@ -147,6 +147,30 @@ async def issue_tokens(hub_url: str, admin_token: str, names: list[str]) -> dict
         return dict(await asyncio.gather(*(one(name) for name in names)))
 
 
+async def confirm_spawns(hub_url: str, token: str, attendees: list[Attendee]) -> None:
+    """Did each launch start its server? The hub's record decides: a server started after the
+    attendee's click. A spawn the hub waited out itself (no spawn-pending page) lasted as long as
+    the hub's /hub/spawn/ redirect took."""
+    import datetime as dt
+
+    async with HubAPI(hub_url, token) as api:
+        models = {u["name"]: u for u in await api.users()}
+    for attendee in attendees:
+        result = attendee.result
+        if result.outcome not in ADMITTED or result.name not in models:
+            continue
+        started = (models[result.name].get("servers") or {}).get("", {}).get("started")
+        if not started:
+            continue
+        began = dt.datetime.fromisoformat(started.replace("Z", "+00:00")).timestamp()
+        result.spawned = began >= result.clicked_wall - 0.5
+        if not result.spawned:
+            result.spawn_s = None
+        elif result.spawn_s is None and attendee.spawn_request:
+            sent, answered = attendee.spawn_request
+            result.spawn_s = round(answered - sent, 3)
+
+
 async def hub_view(hub_url: str, token: str | None) -> dict[str, Any] | None:
     """The cap as the hub itself reports it (the organisers' page /hub/api/casabook/cap)."""
     if not token:
@@ -203,6 +227,8 @@ async def rehearse_crowd(plan: CrowdPlan, *, on_start: Callable[[str], None] | N
         if footprint:
             sampler.cancel()
     rehearsal = Rehearsal(plan, list(results), seconds=round(time.monotonic() - origin, 3))
+    if plan.api_token:
+        await confirm_spawns(plan.hub_url, plan.api_token, attendees)
     if footprint:
         # One last look with every server (and kernel) still up, then the kernels go.
         await asyncio.to_thread(footprint.sample)
