@@ -104,6 +104,18 @@ def alt_kernel(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 # --- each failure kind, reported with its cell -------------------------------------------------
 
+# Two processes under the kernel hold 200 MiB each at the same time: only the sum over the tree shows 400.
+TWO_CHILDREN = """\
+import subprocess, sys, time
+holder = "import sys; block = bytearray(b'x') * (200 * 2**20); print('ready', flush=True); sys.stdin.read()"
+children = [subprocess.Popen([sys.executable, "-c", holder], stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+            for _ in range(2)]
+assert all(child.stdout.readline() == "ready\\n" for child in children)
+time.sleep(2)
+for child in children:
+    child.stdin.close()
+    child.wait()"""
+
 # (id, notebook cells, expected kind or None for a pass, expected cell index, its first line)
 CASES = [
     ("passes-and-writes-results",
@@ -116,6 +128,7 @@ CASES = [
     ("reads-an-unset-variable", ["import os\nuser_token = os.environ['NOT_SET_BY_THE_FACILITY']"], "environment", 2,
      "import os"),
     ("holds-300-mib", ["block = bytearray(b'x') * (300 * 2**20)\nimport time\ntime.sleep(0.5)"], None, None, None),
+    ("two-children-hold-200-mib-each", [TWO_CHILDREN], None, None, None),
 ]
 
 
@@ -149,6 +162,7 @@ def test_each_failure_kind_names_its_cell(tmp_path: Path) -> None:
     injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
     assert len(injected) == 1 and f'data_root = "{root / ".casabook" / "data"}"' in injected[0].source
     assert report.run("notebooks/t/holds-300-mib.ipynb", "local").peak_memory_mib >= 300
+    assert report.run("notebooks/t/two-children-hold-200-mib-each.ipynb", "local").peak_memory_mib >= 400
     assert not report.ok
 
 

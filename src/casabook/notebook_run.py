@@ -29,8 +29,11 @@ from typing import Any
 from casabook.model import Facility
 from casabook.report import CellRef, Failure
 
-# Imported once by the fork server; every run's child inherits them already loaded.
-PRELOAD = ["casabook.notebook_run_preload"]
+# Imported once by the fork server; every run's child inherits them already loaded. "__main__" too:
+# a child whose __main__ is already the parent's skips re-running the parent's script. As with any
+# forkserver or spawn child (and Dask's LocalCluster), a script calling validate() needs the
+# `if __name__ == "__main__":` guard.
+PRELOAD = ["__main__", "casabook.notebook_run_preload"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
