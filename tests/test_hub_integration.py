@@ -27,11 +27,7 @@ from casabook.hub.local import LoginRefused
 from hubfixtures import REPO_ROOT, hub_factory, materials_repo  # noqa: F401 (fixtures)
 from workshops import make_workshop
 
-pytestmark = [
-    pytest.mark.hub,
-    # The identity provider (oidc-provider-mock, in this process) calls an authlib API authlib deprecates.
-    pytest.mark.filterwarnings("ignore:get_jwt_config:DeprecationWarning"),
-]
+pytestmark = pytest.mark.hub
 CAP = 3
 
 

@@ -16,9 +16,7 @@ import signal
 import socket
 import subprocess
 import sys
-import threading
 import time
-import warnings
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -64,35 +62,55 @@ def free_port() -> int:
 
 
 class IdentityProvider:
-    """oidc-provider-mock (a real OIDC server) on a loopback thread, with the demo users."""
+    """oidc-provider-mock (a real OIDC server) on a free loopback port, with the demo users.
 
-    def __init__(self, users: tuple[DemoUser, ...] = DEMO_USERS, port: int = 0) -> None:
-        import werkzeug.serving
+    In a process of its own: as a thread of the process that also drives a crowd of attendees
+    (a test, a rehearsal), it would share that process's GIL and slow the hub's OAuth calls into
+    timeouts.
+    """
 
-        # Its authlib import warns about authlib's own future API, nothing casabook can act on;
-        # authlib forces those warnings on, so they are recorded and dropped rather than filtered.
-        with warnings.catch_warnings(record=True):
-            import oidc_provider_mock
+    def __init__(self, users: tuple[DemoUser, ...] = DEMO_USERS, log_path: Path | None = None,
+                 port: int = 0) -> None:
+        self.users = users
+        self.log_path = log_path
+        self.port = port or free_port()
+        self.url = f"http://127.0.0.1:{self.port}"
+        self.process: subprocess.Popen[bytes] | None = None
 
-        # authlib refuses plain http unless told; everything here is on 127.0.0.1.
-        os.environ.setdefault("AUTHLIB_INSECURE_TRANSPORT", "1")
-        logging.getLogger("werkzeug").setLevel(logging.WARNING)
-        logging.getLogger("oidc_provider_mock").setLevel(logging.WARNING)
-        app = oidc_provider_mock.app(
-            user_claims=[oidc_provider_mock.User(sub=u.name, claims=u.claims) for u in users])
-        self._server = werkzeug.serving.make_server("127.0.0.1", port, app, threaded=True)
-        self.url = f"http://127.0.0.1:{self._server.server_port}"
-        self._thread = threading.Thread(target=self._server.serve_forever, kwargs={"poll_interval": 0.1},
-                                        name="casabook-oidc", daemon=True)
-
-    def start(self) -> IdentityProvider:
-        self._thread.start()
-        return self
+    def start(self, timeout: float = 30) -> IdentityProvider:
+        command = [sys.executable, "-W", "ignore", "-m", "oidc_provider_mock", "--host", "127.0.0.1",
+                   "--port", str(self.port)]
+        for user in self.users:
+            command += ["--user-claims", json.dumps({"sub": user.name, **user.claims})]
+        if self.log_path is not None:
+            self.log_path.parent.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path or os.devnull, "ab") as log:
+            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
+                                            stdin=subprocess.DEVNULL, start_new_session=True)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(f"the identity provider exited with code {self.process.returncode}"
+                                   + (f":\n{self.log_path.read_text(errors='replace')[-2000:]}" if self.log_path else ""))
+            try:
+                if httpx.get(f"{self.url}/.well-known/openid-configuration", timeout=2).status_code == 200:
+                    return self
+            except httpx.TransportError:
+                pass
+            time.sleep(0.1)
+        self.stop()
+        raise RuntimeError(f"the identity provider did not answer within {timeout:.0f} s")
 
     def stop(self) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
+        process, self.process = self.process, None
+        if process is None or process.poll() is not None:
+            return
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(5)
 
     def set_claims(self, sub: str, claims: Mapping[str, object]) -> None:
         """Create or replace an identity (the provider's PUT /users/<sub>)."""
@@ -152,7 +170,7 @@ class LocalStack:
         token_file.write_text(self.api_token + "\n")
         token_file.chmod(0o600)
         if self.idp is None:
-            self.idp = IdentityProvider(self.users).start()
+            self.idp = IdentityProvider(self.users, self.state_dir / "logs" / "oidc.log").start()
         self.start_hub(timeout)
         return self
 
