@@ -169,9 +169,14 @@ class LocalStack:
         token_file = self.state_dir / "organiser-token"
         token_file.write_text(self.api_token + "\n")
         token_file.chmod(0o600)
-        if self.idp is None:
-            self.idp = IdentityProvider(self.users, self.state_dir / "logs" / "oidc.log").start()
-        self.start_hub(timeout)
+        try:
+            if self.idp is None:
+                self.idp = IdentityProvider(self.users, self.state_dir / "logs" / "oidc.log").start()
+            self.start_hub(timeout)
+        except BaseException:
+            # Half a stack is no use, and its identity provider must not outlive the failure.
+            self.stop()
+            raise
         return self
 
     def hub_environment(self) -> dict[str, str]:
