@@ -10,8 +10,14 @@ Import the fixtures you use into a test module (pytest finds them there):
         browser = stack.login("alice")               # real OAuth login -> httpx.Client with cookies
         page = stack.launch(browser, materials_repo.launch_url(stack.hub_url, "nb/intro.ipynb"))
 
-`stack.hub_url`, `stack.oidc_url`, `stack.api_token` (admin role), `stack.demo_users`
-("organiser" is an admin), `stack.api(method, path)`, `stack.cap_status()`, `stack.restart_hub()`.
+`stack.hub_url`, `stack.oidc_url`, `stack.api_token` (a role with the admin scopes; also in
+<state>/organiser-token), `stack.demo_users` ("organiser" is an admin), `stack.api(method, path,
+token=None, json=...)`, `stack.cap_status()` (places, admitted, waiting list), `stack.wait_ready(name)`,
+`stack.restart_hub()` (same ports and database), `stack.log_tail()`.
+Logins: `stack.login(name, claims=None)` raises casabook.hub.local.LoginRefused(status, page) on an
+error page; `stack.authorize(name)` stops before the hub's callback and returns (client, callback
+URL), for races and tampering; `stack.finish_login(client, url)` completes it.
+`stack.launch(client, link, timings={})` follows a launch link (spawn, nbgitpuller, JupyterLab).
 `hub_factory` is module-scoped: every stack it started is stopped when the module's tests end.
 """
 
