@@ -298,3 +298,11 @@ def test_organiser_token_gets_a_role_with_the_admin_powers(tmp_path):
     (role,) = c.JupyterHub.load_roles
     assert role["services"] == ["casabook-organiser"] and role["name"] != "admin"
     assert {"admin:users", "admin:servers", "tokens"} <= set(role["scopes"])
+
+
+def test_casabook_hub_runs_only_local_facilities(rendered_workshop, capsys):
+    assert main(["--root", str(rendered_workshop), "hub", "--facility", "coffea-casa-cms"]) == 2
+    err = capsys.readouterr().err
+    assert "[not-a-local-facility]" in err and "casabook hub render --facility coffea-casa-cms" in err
+    assert main(["--root", str(rendered_workshop), "hub", "--facility", "nowhere"]) == 2
+    assert "[unknown-facility]" in capsys.readouterr().err
