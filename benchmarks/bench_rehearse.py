@@ -77,6 +77,7 @@ def figures(name: str, rehearsal: Rehearsal, load_before: str) -> dict[str, obje
         "in": s["in"], "admitted": s["admitted"], "refused": s["refused"], "spawn_failures": s["spawn_failures"],
         "other_failures": s["other_failures"], "spawned": s["spawned"], "http_429": s["http_429"],
         "retries": s["retries"], "p50_s": ttn["p50"], "p95_s": ttn["p95"], "max_s": ttn["max"],
+        "login_p95_s": s["login_s"]["p95"], "after_login_p95_s": s["after_login_s"]["p95"],
         "spawn_p95_s": s["spawn_s"]["p95"], "pull_p95_s": s["pull_s"]["p95"],
         "cpu_s_per_attendee": fp.get("cpu_seconds_per_attendee"),
         "server_rss_mib_per_attendee": fp.get("server_rss_mib_per_attendee"),
@@ -100,7 +101,7 @@ def crowd(stack: RehearsalStack, link: str, args: argparse.Namespace, cap: int) 
     plan = CrowdPlan(hub_url=stack.hub_url, launch_url=link, participants=args.participants, ramp_s=args.ramp,
                      cap=cap, oidc_url=stack.oidc_url, api_token=stack.api_token,
                      run_first_cell=args.run_first_cell, attendee_timeout_s=args.timeout,
-                     hub_pid=stack.hub_process.pid if stack.hub_process else None)
+                     hub_pid=stack.hub_process.pid if stack.hub_process else None, idp_pid=stack.idp_pid)
     return asyncio.run(rehearse_crowd(plan, on_done=tick))
 
 

@@ -30,6 +30,9 @@ def _role(process: psutil.Process, hub_pid: int) -> str:
 @dataclass
 class Footprint:
     hub_pid: int
+    # The identity provider, where it runs on this machine in a process of its own: logins cost
+    # CPU there too, and on a small machine it competes with the hub for it.
+    idp_pid: int | None = None
     cpu_start: dict[tuple[int, float], float] = field(default_factory=dict)
     cpu_last: dict[tuple[int, float], tuple[str, float]] = field(default_factory=dict)
     rss_last: dict[str, int] = field(default_factory=dict)
@@ -37,14 +40,21 @@ class Footprint:
     samples: int = 0
 
     def _tree(self) -> list[psutil.Process]:
+        processes: list[psutil.Process] = []
         try:
             hub = psutil.Process(self.hub_pid)
-            return [hub, *hub.children(recursive=True)]
+            processes = [hub, *hub.children(recursive=True)]
         except psutil.NoSuchProcess:
-            return []
+            pass
+        if self.idp_pid:
+            try:
+                processes.append(psutil.Process(self.idp_pid))
+            except psutil.NoSuchProcess:
+                pass
+        return processes
 
     def sample(self, *, baseline: bool = False) -> None:
-        rss: dict[str, int] = {"hub": 0, "proxy": 0, "servers": 0}
+        rss: dict[str, int] = {"hub": 0, "proxy": 0, "servers": 0, "identity": 0}
         for process in self._tree():
             try:
                 with process.oneshot():
@@ -54,7 +64,8 @@ class Footprint:
                     memory = process.memory_info().rss
             except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
                 continue
-            role = self.cpu_last[key][0] if key in self.cpu_last else _role(process, self.hub_pid)
+            role = self.cpu_last[key][0] if key in self.cpu_last else (
+                "identity" if process.pid == self.idp_pid else _role(process, self.hub_pid))
             cpu = times.user + times.system
             if baseline:
                 self.cpu_start[key] = cpu
@@ -72,7 +83,7 @@ class Footprint:
             await asyncio.sleep(interval)
 
     def cpu_seconds(self) -> dict[str, float]:
-        spent = {"hub": 0.0, "proxy": 0.0, "servers": 0.0}
+        spent = {"hub": 0.0, "proxy": 0.0, "servers": 0.0, "identity": 0.0}
         for key, (role, cpu) in self.cpu_last.items():
             spent[role] += cpu - self.cpu_start.get(key, 0.0)
         return {role: round(value, 2) for role, value in spent.items()}

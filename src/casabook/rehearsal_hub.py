@@ -102,6 +102,11 @@ class RehearsalStack(local.LocalStack):
             raise
         return self
 
+    @property
+    def idp_pid(self) -> int | None:
+        process = getattr(self.idp, "process", None)
+        return process.pid if process else None
+
     def hub_environment(self) -> dict[str, str]:
         return {**super().hub_environment(), PREWARM_TOKEN_ENV: self.prewarm_token}
 

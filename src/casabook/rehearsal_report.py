@@ -36,6 +36,11 @@ def summary_table(rehearsal: Rehearsal, title: str = "Rehearsal") -> Table:
                                           f"{view['waitlist']} on the waiting list")
     table.add_row("notebook open", str(s["in"]))
     table.add_row("time to notebook", f"p50 {_seconds(ttn['p50'])} · p95 {_seconds(ttn['p95'])} · max {_seconds(ttn['max'])}")
+    if s["login_s"]["n"]:
+        table.add_row("  of which logging in", f"p50 {_seconds(s['login_s']['p50'])} · p95 {_seconds(s['login_s']['p95'])}"
+                                              " (identity provider and the hub's OAuth callback)")
+        table.add_row("  after the login", f"p50 {_seconds(s['after_login_s']['p50'])} · "
+                                           f"p95 {_seconds(s['after_login_s']['p95'])} (spawn, pull, JupyterLab)")
     table.add_row("servers started by the crowd", str(s["spawned"]))
     table.add_row("spawn failures", str(s["spawn_failures"]))
     if s["other_failures"]:
@@ -46,8 +51,10 @@ def summary_table(rehearsal: Rehearsal, title: str = "Rehearsal") -> Table:
     fp = rehearsal.footprint
     if fp:
         cpu = fp["cpu_seconds"]
+        idp = f", identity provider {cpu['identity']:.0f}" if cpu.get("identity") else ""
         table.add_row("CPU seconds", f"{fp['cpu_seconds_total']:.0f} (hub {cpu['hub']:.0f}, proxy {cpu['proxy']:.0f}, "
-                                     f"servers {cpu['servers']:.0f}) = {fp['cpu_seconds_per_attendee']:.1f} per attendee")
+                                     f"servers {cpu['servers']:.0f}{idp}) = {fp['cpu_seconds_per_attendee']:.1f} "
+                                     "per attendee")
         peak = fp["rss_mib_peak"]
         table.add_row("memory (peak RSS)", f"servers {peak['servers']:.0f} MiB = {fp['server_rss_mib_per_attendee']:.0f} "
                                            f"MiB per attendee; hub {peak['hub']:.0f} MiB, proxy {peak['proxy']:.0f} MiB")

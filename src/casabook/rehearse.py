@@ -52,6 +52,7 @@ class CrowdPlan:
     spawn_timeout_s: float = 300.0
     max_retry_wait_s: float = 60.0
     hub_pid: int | None = None
+    idp_pid: int | None = None  # the identity provider's process, where it runs here on its own
     sample_interval_s: float = 1.0
 
     def names(self) -> list[str]:
@@ -91,6 +92,9 @@ class Rehearsal:
             "retries": sum(a.retries for a in self.attendees),
             "time_to_notebook_s": {"p50": percentile(times, 50), "p95": percentile(times, 95),
                                    "max": times[-1] if times else None, "n": len(times)},
+            "login_s": _spread([a.login_s for a in self.attendees]),
+            "after_login_s": _spread([a.time_to_notebook - a.login_s for a in self.attendees
+                                      if a.time_to_notebook is not None and a.login_s is not None]),
             "first_cell_s": _spread([a.first_cell_s for a in self.attendees]),
             "spawn_s": _spread([a.spawn_s for a in self.attendees]),
             "pull_s": _spread([a.pull_s for a in self.attendees]),
@@ -199,7 +203,7 @@ async def rehearse_crowd(plan: CrowdPlan, *, on_start: Callable[[str], None] | N
             raise ValueError("login=token needs the organisers' admin token")
         tokens = await issue_tokens(plan.hub_url, plan.api_token, names)
 
-    footprint = Footprint(plan.hub_pid) if plan.hub_pid else None
+    footprint = Footprint(plan.hub_pid, plan.idp_pid) if plan.hub_pid else None
     if footprint:
         footprint.sample(baseline=True)
         sampler = asyncio.create_task(footprint.watch(plan.sample_interval_s))
@@ -362,7 +366,7 @@ def run_command(root: Path, options: RehearseOptions, console: Console) -> int:
             participants=options.participants, ramp_s=options.ramp_s, cap=cap, login=login, oidc_url=oidc_url,
             api_token=token, run_first_cell=options.run_first_cell, kernel=facility.kernel,
             name_prefix=options.name_prefix, attendee_timeout_s=options.timeout_s or 2 * start_timeout + 300,
-            spawn_timeout_s=start_timeout + 60, hub_pid=hub_pid)
+            spawn_timeout_s=start_timeout + 60, hub_pid=hub_pid, idp_pid=stack.idp_pid if stack else None)
         progress, started, done = _progress(console, plan.participants)
         with progress:
             rehearsal = asyncio.run(rehearse_crowd(plan, on_start=started, on_done=done))
