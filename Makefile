@@ -14,6 +14,8 @@ $(STAMP): pyproject.toml $(NODE_LOCK)
 	$(BIN)/python -m pip install --quiet --upgrade pip
 	$(BIN)/python -m pip install --quiet -e '.[test]'
 	$(if $(NODE_LOCK),npm ci --no-audit --no-fund --loglevel=error)
+	@# matplotlib announces building its font cache on first import: do it now, not inside a notebook's output.
+	MPLBACKEND=Agg $(BIN)/python -c "import matplotlib.pyplot"
 	touch $@
 
 setup: $(STAMP)
