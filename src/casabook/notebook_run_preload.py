@@ -41,3 +41,7 @@ papermill_engines.register(ENGINE, CellTrackingEngine)
 
 # Module -> distribution lookup scans every installed distribution once; done here, children inherit it.
 distributions_for("numpy")
+
+# Starting a python3 kernel reads its spec through ipykernel (IPython, pygments, psutil): loaded here once.
+import ipykernel.kernelspec  # noqa: E402, F401
+import psutil  # noqa: E402, F401
