@@ -1,5 +1,4 @@
-"""What the browser tests need around Playwright: Debian's Chromium, the workshop copied into a
-throw-away git repository, JupyterLab read as a person reads it, and the book's accessibility checks.
+"""What the browser tests need around Playwright: Debian's Chromium, JupyterLab read as a person reads it, and the book's accessibility checks.
 
 Playwright drives /usr/bin/chromium (Debian's package): a browser downloaded by a test tool cannot
 be fetched here. Every host but 127.0.0.1 resolves to nothing, so no page reaches past this machine.
@@ -7,8 +6,6 @@ be fetched here. Every host but 127.0.0.1 resolves to nothing, so no page reache
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -30,7 +27,6 @@ VIEWPORT = {"width": 1280, "height": 900}
 # Everything here runs on 2 shared cores: a first JupyterLab load or a coffea import can take a while.
 ACTION_TIMEOUT_MS = 60_000
 KERNEL_TIMEOUT_MS = 240_000
-WORKSHOP_FOLDERS = ("tracks", "hub-config", "book", "notebooks")
 
 
 def launch_chromium(playwright):
@@ -67,59 +63,6 @@ def screenshot(page, name: str) -> Path:
     path = SCREENSHOTS / f"{name}.png"
     page.screenshot(path=str(path))
     return path
-
-
-# --- the workshop, as a git repository nbgitpuller can pull -----------------------------------
-
-
-def _git(root: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(root), "-c", "user.name=casabook tests",
-                           "-c", "user.email=tests@casabook.invalid", *args],
-                          check=True, capture_output=True, text=True).stdout
-
-
-def stand_in_notebook(path: str) -> nbformat.NotebookNode:
-    """For a notebook a track lists that is not written yet: one cell printing one line."""
-    notebook = nbformat.v4.new_notebook()
-    notebook.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3 (ipykernel)", "language": "python"}
-    line = f"stand-in for {path}"
-    notebook.cells = [
-        nbformat.v4.new_markdown_cell(f"# Stand-in\n\n`{path}` is not written yet."),
-        nbformat.v4.new_code_cell(f"print({line!r})", execution_count=1,
-                                  outputs=[nbformat.v4.new_output("stream", name="stdout", text=line + "\n")]),
-    ]
-    return notebook
-
-
-def _listed_notebooks(root: Path) -> list[str]:
-    import yaml
-
-    # Read only to know which notebooks need a stand-in; the tests load the workshop with casabook.
-    return [entry["path"] for track_file in sorted((root / "tracks").glob("*.yml"))
-            for entry in (yaml.safe_load(track_file.read_text(encoding="utf-8")) or {}).get("notebooks", [])]
-
-
-def copy_workshop(target: Path) -> Path:
-    """The repository's tracks, facilities, book and notebooks (as git sees them, edits included),
-    committed in a new repository at `target`; a listed notebook not written yet gets a stand-in.
-
-    A copy, so the build's launch links point at a repository the local hub can pull over file://
-    and the developer's own book build folder is left alone.
-    """
-    listed = _git(REPO_ROOT, "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *WORKSHOP_FOLDERS)
-    for name in filter(None, listed.split("\0")):
-        source = REPO_ROOT / name
-        if source.is_file():
-            (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source, target / name)
-    for path in _listed_notebooks(target):
-        if not (target / path).exists():
-            (target / path).parent.mkdir(parents=True, exist_ok=True)
-            nbformat.write(stand_in_notebook(path), target / path)
-    _git(target, "init", "-q", "-b", "main")
-    _git(target, "add", "-A")
-    _git(target, "commit", "-q", "-m", "The workshop materials")
-    return target
 
 
 # --- a notebook in JupyterLab -----------------------------------------------------------------

@@ -30,6 +30,8 @@ from pathlib import Path
 
 import pytest
 
+from workshops import git
+
 from casabook.hub.local import LocalStack
 from casabook.links import Source, launch_url
 
@@ -53,10 +55,6 @@ def hub_factory(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[.
         stack.stop()
 
 
-def git(repo: Path, *args: str) -> str:
-    return subprocess.run(["git", "-C", str(repo), "-c", "user.name=Instructor", "-c",
-                           "user.email=instructor@casabook.invalid", *args],
-                          check=True, capture_output=True, text=True).stdout
 
 
 @dataclass

@@ -18,10 +18,11 @@ from urllib.parse import urljoin, urlsplit
 
 import nbformat
 import pytest
-from browser import (FOCUSED, HEADINGS, IMAGES_WITHOUT_ALT, SCREENSHOTS, copy_workshop, decline_news, first_output, heading_problems,
+from browser import (FOCUSED, HEADINGS, IMAGES_WITHOUT_ALT, SCREENSHOTS, decline_news, first_output, heading_problems,
                      is_redirect, launch_chromium, new_person, run_to_first_output, screenshot,
                      screenshot_on_failure, tab_until, wait_for_notebook)
 from hubfixtures import TEST_CONTACT, hub_factory  # noqa: F401 (fixture)
+from workshops import copy_workshop
 
 from casabook.book import build_book
 from casabook.book.checks import pages

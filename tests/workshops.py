@@ -45,6 +45,34 @@ def git(root: Path, *args: str) -> str:
     ).stdout
 
 
+WORKSHOP_FOLDERS = ("tracks", "hub-config", "book", "notebooks")
+
+
+def copy_workshop(target: Path) -> Path:
+    """The repository's tracks, facilities, book and notebooks (as git sees them, edits included),
+    committed in a new repository at `target`, with the sample data and node_modules linked in.
+
+    A copy, so launch links point at a repository the local hub can pull over file:// and the
+    developer's own build folders are left alone.
+    """
+    listed = git(REPO, "ls-files", "--cached", "--others", "--exclude-standard", "-z", "--", *WORKSHOP_FOLDERS)
+    for name in filter(None, listed.split("\0")):
+        source = REPO / name
+        if source.is_file():
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, target / name)
+    # What `make` installs and `casabook data fetch` fetches, shared rather than installed again.
+    for installed in (".casabook/data", "node_modules"):
+        if (REPO / installed).is_dir():
+            (target / installed).parent.mkdir(parents=True, exist_ok=True)
+            (target / installed).symlink_to(REPO / installed)
+    (target / ".gitignore").write_text(".casabook/\nnode_modules\n")
+    git(target, "init", "-q", "-b", "main")
+    git(target, "add", "-A")
+    git(target, "commit", "-q", "-m", "The workshop materials")
+    return target
+
+
 def edit_yaml(path: Path, change) -> None:
     """Load, let `change(data)` edit it in place, write back."""
     data = yaml.safe_load(path.read_text())

@@ -65,9 +65,11 @@ def _hub_for(workshop: Workshop, track_name: str, hub_override: str | None, hub_
     return pages.Hub(title=hub_title or (named.title if named else urlsplit(url).netloc), url=url)
 
 
-def plan_book(workshop: Workshop, hub_override: str | None = None, hub_title: str | None = None) -> Plan:
+def plan_book(workshop: Workshop, hub_override: str | None = None, hub_title: str | None = None,
+              repo: str | None = None) -> Plan:
     _check_hub_override(hub_override)
-    links = {name: track_links(workshop, track, hub_url=hub_override) for name, track in workshop.tracks.items()}
+    links = {name: track_links(workshop, track, hub_url=hub_override, repo=repo)
+             for name, track in workshop.tracks.items()}
     hubs = {name: _hub_for(workshop, name, hub_override, hub_title) for name in workshop.tracks}
     generated = {"_toc.yml": pages.table_of_contents(workshop), pages.TRACK_LIST: pages.track_list(workshop, hubs)}
     for name, track in workshop.tracks.items():
@@ -89,10 +91,13 @@ def _exclusive(work: Path) -> Iterator[None]:
 
 
 def build_book(workshop: Workshop, *, hub_override: str | None = None, hub_title: str | None = None,
-               execute: str = "off", output: Path | None = None, console: Console | None = None) -> Path:
+               execute: str = "off", output: Path | None = None, console: Console | None = None,
+               repo: str | None = None) -> Path:
     """Build the book and publish it to `output` (default book/_build/html); returns that folder.
 
     hub_override: point every launch link at this hub (e.g. the local one `casabook up` runs).
+    repo: the git URL the launch links pull from (default: each track's materials, else origin);
+    `casabook up` passes this repository's file:// URL, which the local hub can clone.
     hub_title: how the buttons name that hub ("Launch on <hub_title>"); by default the title of
     the facility with that URL, else its host and port.
     execute: "off" uses the notebooks' committed outputs; "cache" runs changed notebooks through
@@ -105,7 +110,7 @@ def build_book(workshop: Workshop, *, hub_override: str | None = None, hub_title
     paths = BookPaths(workshop.root)
     output = (output or paths.default_output).absolute()
     check_output(output)
-    plan = plan_book(workshop, hub_override, hub_title)
+    plan = plan_book(workshop, hub_override, hub_title, repo)
 
     all_links = [link for links in plan.links.values() for link in links]
     broken = broken_links(workshop.root, all_links)

@@ -129,7 +129,11 @@ def up(root: Path, *, state_dir: Path | None = None, port: int = 8000, book_port
     workshop = load_workshop(root)
     stack = prepare_stack(workshop, state_dir=state_dir, port=port or free_port(), participants=participants)
     fetch(default_data_dir(workshop.root), console=console)
-    html = build_book(workshop, hub_override=stack.hub_url, console=console)
+    # The local hub clones this very repository (file:// clones shallow, as nbgitpuller needs), not
+    # its origin: what the instructor has committed here is what attendees of the rehearsal get.
+    # Its own output folder, so the facilities' book in book/_build/html stays as it was.
+    html = build_book(workshop, hub_override=stack.hub_url, repo=workshop.root.resolve().as_uri(),
+                      output=workshop.root / "book" / "_build" / "html-local", console=console)
     with _stop_on_sigterm():
         try:
             with serve_folder(html, book_port) as book_url:
