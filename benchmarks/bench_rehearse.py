@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
 
     if series:
         plot_time_to_notebook(series, args.output / "time-to-notebook.png",
+                              totals={label: args.participants for label in series},
                               title=f"{args.participants} attendees clicking within {args.ramp:g} s "
                                     f"({os.cpu_count()} cores)")
     (args.output / "bench.json").write_text(json.dumps({"trying_out": trials, "runs": rows}, indent=2) + "\n")

@@ -4,13 +4,14 @@ notebook (matplotlib's Agg backend: no display needed)."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 from rich.table import Table
 
-from casabook.rehearse import Rehearsal, percentile
+from casabook.rehearse import Rehearsal
 
 JSON_NAME = "rehearsal.json"
 PLOT_NAME = "time-to-notebook.png"
@@ -35,7 +36,8 @@ def summary_table(rehearsal: Rehearsal, title: str = "Rehearsal") -> Table:
         table.add_row("the hub's count", f"{view['admitted']} places taken of {view['participants']}, "
                                           f"{view['waitlist']} on the waiting list")
     table.add_row("notebook open", str(s["in"]))
-    table.add_row("time to notebook", f"p50 {_seconds(ttn['p50'])} · p95 {_seconds(ttn['p95'])} · max {_seconds(ttn['max'])}")
+    table.add_row("time to notebook", f"p50 {_seconds(ttn['p50'])} · p95 {_seconds(ttn['p95'])} · max {_seconds(ttn['max'])}"
+                                      f" (of the {ttn['n']} who reached it)")
     if s["login_s"]["n"]:
         table.add_row("  of which logging in", f"p50 {_seconds(s['login_s']['p50'])} · p95 {_seconds(s['login_s']['p95'])}"
                                               " (identity provider and the hub's OAuth callback)")
@@ -81,35 +83,44 @@ def render(rehearsal: Rehearsal, console: Console, title: str = "Rehearsal") -> 
         console.print(failures)
 
 
-def plot_time_to_notebook(series: dict[str, list[float]], path: Path, *, title: str) -> Path:
-    """Histogram and cumulative share of attendees with their notebook open, one line per run."""
+def plot_time_to_notebook(series: dict[str, list[float]], path: Path, *, title: str,
+                          totals: dict[str, int] | None = None) -> Path:
+    """Histogram and cumulative share of attendees with their notebook open, one line per run.
+
+    `totals` gives each run's number of attendees, so a run where some never got in stays below 1.
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, (hist, ecdf) = plt.subplots(1, 2, figsize=(10, 4), constrained_layout=True)
+    fig, (hist, ecdf) = plt.subplots(1, 2, figsize=(11, 4.5), constrained_layout=True)
     upper = max((max(v) for v in series.values() if v), default=1.0)
     bins = [upper * i / 30 for i in range(31)]
     for label, values in series.items():
         if not values:
             continue
         ordered = sorted(values)
-        p95 = percentile(ordered, 95)
-        hist.hist(ordered, bins=bins, alpha=0.6, label=f"{label} (n={len(ordered)})")
-        share = [0.0] + [(i + 1) / len(ordered) for i in range(len(ordered))]
-        line, = ecdf.step([0.0, *ordered], share, where="post", label=f"{label}: p95 {p95:.1f} s")
-        ecdf.axvline(p95, color=line.get_color(), linestyle=":", linewidth=1)
+        total = (totals or {}).get(label, len(ordered))
+        hist.hist(ordered, bins=bins, alpha=0.6, label=f"{label} ({len(ordered)} of {total})")
+        share = [0.0] + [(i + 1) / total for i in range(len(ordered))]
+        # p95 of all attendees: the time by which 95% had their notebook, if that many ever did.
+        rank = math.ceil(0.95 * total)
+        p95 = ordered[rank - 1] if rank <= len(ordered) else None
+        legend = f"{label}: p95 {p95:.1f} s" if p95 is not None else f"{label}: p95 never ({len(ordered)} of {total} in)"
+        line, = ecdf.step([0.0, *ordered], share, where="post", label=legend)
+        if p95 is not None:
+            ecdf.axvline(p95, color=line.get_color(), linestyle=":", linewidth=1)
     hist.set_xlabel("time to notebook (s)")
     hist.set_ylabel("attendees")
-    hist.legend()
+    hist.legend(fontsize="small")
     ecdf.set_xlabel("time to notebook (s)")
     ecdf.set_ylabel("share of attendees with the notebook open")
     ecdf.set_ylim(0, 1.02)
     ecdf.set_xlim(0, upper * 1.05)
     hist.yaxis.get_major_locator().set_params(integer=True)
     ecdf.grid(alpha=0.3)
-    ecdf.legend(loc="lower right")
+    ecdf.legend(loc="lower right", fontsize="small")
     fig.suptitle(title)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -127,5 +138,6 @@ def write_outputs(rehearsal: Rehearsal, output: Path, *, extra: dict[str, Any] |
     times = [a.time_to_notebook for a in rehearsal.attendees if a.time_to_notebook is not None]
     title = (f"{s['participants']} attendees within {rehearsal.plan.ramp_s:g} s: "
              f"{s['admitted']} admitted, {s['refused']} refused")
-    plot = plot_time_to_notebook({"rehearsal": times}, output / PLOT_NAME, title=title)
+    plot = plot_time_to_notebook({"rehearsal": times}, output / PLOT_NAME, title=title,
+                                 totals={"rehearsal": s["participants"] - s["refused"]})
     return json_path, plot
