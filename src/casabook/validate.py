@@ -10,9 +10,10 @@ meet it: kernel, imports against its packages, parameters, environment variables
     report = validate(load_workshop(), tracks=["cms"], facilities=["local"], jobs=2)
 
 Runs are parallel, one kernel each, in child processes forked from a fork server that has
-papermill loaded (see casabook.notebook_run). A passed run is cached under a key made of the
-notebook without outputs, the facility's configuration, the resolved package versions and the
-data checksums; an unchanged run is reported as cached and not run again.
+papermill loaded (casabook.notebook_pool, casabook.notebook_run). A result is cached under a key
+made of the notebook without outputs, the facility's configuration, the resolved package versions
+and the data checksums: an unchanged run that passed is reported as cached and not run again (as
+is a failure found before its kernel started, which follows from the same inputs).
 """
 
 from __future__ import annotations
@@ -20,26 +21,20 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-import multiprocessing
 import os
 import shutil
-import signal
 import subprocess
-import threading
-import time
-from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
-from multiprocessing.connection import wait as wait_for
 from pathlib import Path
 from typing import Any
 
 from casabook import __version__
 from casabook.errors import CasabookError
 from casabook.model import Facility, Track, Workshop
-from casabook.notebook_run import PRELOAD, RunSpec, child_main
-from casabook.report import (REPORT_JSON, STATIC_KINDS, CellRef, Failure, Limits, Report, RunResult, Substitution,
-                             write_report)
+from casabook.notebook_pool import NotebookPool, Outcome, warm_up
+from casabook.notebook_run import RunSpec
+from casabook.report import REPORT_JSON, STATIC_KINDS, Limits, Report, RunResult, Substitution, write_report
 
 DEFAULT_CELL_TIMEOUT = 120.0
 DEFAULT_NOTEBOOK_TIMEOUT = 300.0
@@ -48,9 +43,6 @@ INJECTED_PARAMETERS = ("data_root", "dask_scheduler_address", "output_dir")
 CACHE_FORMAT = 1
 SESSIONS_DIR = "sessions"
 CACHE_DIR = "cache"
-# After the notebook limit kills the kernel, the child has this long to save the notebook and report.
-STOP_GRACE = 20.0
-SAMPLE_INTERVAL = 0.25
 
 # Variables a session's environment defines: a value left in the validator's own environment
 # must not stand in for one the facility does not set.
@@ -332,8 +324,8 @@ class Run:
             language=session.kernel["language"],
             env={**session.env, **(session.kernel.get("env") or {})},
             facility_variables=session.facility_variables,
-            parameters={"data_root": session.data_root, "dask_scheduler_address": session.dask_scheduler_address,
-                        "output_dir": str(self.output_dir(output))},
+            parameters=dict(zip(INJECTED_PARAMETERS, (session.data_root, session.dask_scheduler_address,
+                                                      str(self.output_dir(output))), strict=True)),
             cell_timeout=limits.cell_timeout_s,
             start_timeout=KERNEL_START_TIMEOUT,
         )
@@ -452,229 +444,6 @@ def prepare_sessions(workshop: Workshop, runs: list[Run], output: Path) -> None:
             stale.unlink(missing_ok=True)
 
 
-# --- running: a pool of child processes, watched ----------------------------------------------
-
-
-def _kill_tree(pid: int | None) -> None:
-    import psutil
-
-    if pid is None:
-        return
-    try:
-        parent = psutil.Process(pid)
-        processes = [parent, *parent.children(recursive=True)]
-    except psutil.Error:
-        return
-    for process in processes:
-        try:
-            process.kill()
-        except psutil.Error:
-            pass
-    try:
-        os.killpg(pid, signal.SIGKILL)  # the kernel leads its own process group; stragglers go with it
-    except (OSError, PermissionError):
-        pass
-
-
-_PAGE = os.sysconf("SC_PAGE_SIZE") if hasattr(os, "sysconf") else 4096
-
-
-def _proc_tree(pid: int) -> list[int] | None:
-    """The pid and its descendants from /proc/<pid>/task/*/children: reads only the tree's own files.
-    None where the kernel does not offer those files."""
-    tree, todo = [], [pid]
-    while todo:
-        current = todo.pop()
-        tree.append(current)
-        try:
-            tasks = os.listdir(f"/proc/{current}/task")
-        except FileNotFoundError:
-            continue  # it exited between two reads
-        except OSError:
-            return None
-        for task in tasks:
-            try:
-                with open(f"/proc/{current}/task/{task}/children", encoding="ascii") as children:
-                    todo.extend(int(child) for child in children.read().split())
-            except FileNotFoundError:
-                if not os.path.exists(f"/proc/{current}"):
-                    break
-                return None
-    return tree
-
-
-def _tree_rss(pid: int) -> int:
-    """Resident memory of a process and its descendants, in bytes.
-
-    Sampled several times a second per run on machines shared with other work: psutil's
-    children() scans every process on the machine each time, /proc's children files do not.
-    """
-    tree = _proc_tree(pid)
-    if tree is None:
-        import psutil
-
-        try:
-            parent = psutil.Process(pid)
-            tree = [parent.pid, *(child.pid for child in parent.children(recursive=True))]
-        except psutil.Error:
-            return 0
-    total = 0
-    for member in tree:
-        try:
-            with open(f"/proc/{member}/statm", encoding="ascii") as statm:
-                total += int(statm.read().split()[1]) * _PAGE
-        except (OSError, ValueError, IndexError):
-            pass
-    return total
-
-
-_context_lock = threading.Lock()
-
-
-def _context() -> Any:
-    """The fork server, preloaded with papermill; started early so its imports overlap the planning."""
-    with _context_lock:
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(PRELOAD)
-        return context
-
-
-def warm_up() -> threading.Thread:
-    """Start the fork server in the background (it imports papermill once, for every run after)."""
-    from multiprocessing import forkserver
-
-    _context()
-    thread = threading.Thread(target=forkserver.ensure_running, name="casabook-forkserver", daemon=True)
-    thread.start()
-    return thread
-
-
-@dataclass
-class _Job:
-    run: Run
-    spec: RunSpec
-    process: Any
-    conn: Any
-    started: float
-    deadline: float
-    kernel_pid: int | None = None
-    cell: CellRef | None = None
-    peak_bytes: int = 0
-    next_sample: float = 0.0
-    stopped: str | None = None
-    stop_deadline: float = 0.0
-    payload: dict[str, Any] | None = None
-    closed: bool = False
-
-
-class Matrix:
-    """Runs the planned runs, `jobs` at a time, each child watched for its deadline and memory."""
-
-    def __init__(self, output: Path, limits: Limits, jobs: int,
-                 on_event: Callable[[str, Run, str], None] | None = None) -> None:
-        self.output = output
-        self.limits = limits
-        self.jobs = jobs
-        self.on_event = on_event or (lambda kind, run, detail: None)
-
-    def run_all(self, runs: list[Run]) -> list[RunResult]:
-        results: dict[int, RunResult] = {}
-        waiting = deque(enumerate(runs))
-        running: dict[int, _Job] = {}
-        context = _context()
-        try:
-            while waiting or running:
-                while waiting and len(running) < self.jobs:
-                    index, run = waiting.popleft()
-                    running[index] = self._start(context, run)
-                handles = [j.conn for j in running.values() if not j.closed] + [j.process.sentinel for j in running.values()]
-                wait_for(handles, timeout=SAMPLE_INTERVAL)
-                now = time.monotonic()
-                for index, job in list(running.items()):
-                    self._drain(job)
-                    if job.payload is not None or not job.process.is_alive():
-                        results[index] = self._finish(job)
-                        del running[index]
-                    else:
-                        self._watch(job, now)
-        except BaseException:
-            for job in running.values():
-                _kill_tree(job.kernel_pid)
-                _kill_tree(job.process.pid)
-            raise
-        return [results[index] for index in range(len(runs))]
-
-    def _start(self, context: Any, run: Run) -> _Job:
-        spec = run.spec(self.output, self.limits)
-        receiver, sender = context.Pipe(duplex=False)
-        process = context.Process(target=child_main, args=(spec, sender), name=f"casabook-validate {run.notebook}",
-                                  daemon=True)
-        process.start()  # returns once the fork server has forked the child: its warm-up is not the run's time
-        sender.close()  # the child holds the only writing end: EOF on our side means it is gone
-        now = time.monotonic()
-        self.on_event("start", run, "")
-        return _Job(run=run, spec=spec, process=process, conn=receiver, started=now,
-                    deadline=now + self.limits.notebook_timeout_s)
-
-    def _drain(self, job: _Job) -> None:
-        while not job.closed:
-            try:
-                if not job.conn.poll():
-                    return
-                message = job.conn.recv()
-            except (EOFError, OSError):
-                job.closed = True
-                return
-            kind = message[0]
-            if kind == "kernel":
-                job.kernel_pid = message[1]
-            elif kind == "cell":
-                job.cell = CellRef(index=message[1], first_line=message[2])
-                self.on_event("cell", job.run, job.cell.describe())
-            elif kind == "done":
-                job.payload = message[1]
-
-    def _watch(self, job: _Job, now: float) -> None:
-        if job.kernel_pid is not None and now >= job.next_sample:
-            job.peak_bytes = max(job.peak_bytes, _tree_rss(job.kernel_pid))
-            job.next_sample = now + SAMPLE_INTERVAL
-        if job.stopped is None and now > job.deadline:
-            job.stopped = "notebook-timeout"
-            job.stop_deadline = now + STOP_GRACE
-            # Killing the kernel lets the child see a dead kernel, save the notebook and report.
-            _kill_tree(job.kernel_pid if job.kernel_pid is not None else job.process.pid)
-        elif job.stopped is not None and now > job.stop_deadline:
-            _kill_tree(job.process.pid)
-
-    def _finish(self, job: _Job) -> RunResult:
-        job.process.join(timeout=5)
-        if job.process.is_alive():
-            _kill_tree(job.process.pid)
-            job.process.join(timeout=5)
-        job.conn.close()
-        duration = round(time.monotonic() - job.started, 2)
-        payload = job.payload or {}
-        failures = [Failure.model_validate(f) for f in payload.get("failures", [])]
-        if job.stopped == "notebook-timeout":
-            where = f" while {job.cell.describe()} ran" if job.cell else " before the first cell"
-            failures = [Failure(kind="notebook-timeout", cell=job.cell,
-                                message=f"the notebook ran past its limit of {self.limits.notebook_timeout_s:g} s; "
-                                        f"stopped{where}")]
-        elif job.payload is None:
-            failures = [Failure(kind="internal", cell=job.cell,
-                                message=f"the run's process exited with status {job.process.exitcode} without a result")]
-        peak = max(job.peak_bytes, int(payload.get("children_maxrss_kib", 0)) * 1024)
-        result = job.run.result(
-            self.output, "failed" if failures else "passed", duration_s=duration,
-            peak_memory_mib=round(peak / 2**20, 1) if peak else None,
-            cpu_s=round(payload["children_cpu_s"], 2) if payload.get("children_cpu_s") else None, failures=failures,
-            results=payload.get("results", {}) if not failures else {})
-        if is_reusable(result):
-            store_result(result, self.output)
-        self.on_event("done", job.run, result.status)
-        return result
-
-
 # --- the command --------------------------------------------------------------------------------
 
 
@@ -747,9 +516,19 @@ def validate(workshop: Workshop, *, tracks: list[str] | None = None, facilities:
         expected = _expected_durations(runs, output, notebooks)
         todo.sort(key=lambda i: -expected[i])
         prepare_sessions(workshop, [runs[i] for i in todo], output)
-        with _progress(console, len(runs), len(runs) - len(todo)) as on_event:
-            executed = Matrix(output, limits, jobs, on_event).run_all([runs[i] for i in todo])
-        results.update(zip(todo, executed))
+        specs = [runs[index].spec(output, limits) for index in todo]
+        with _progress(console, len(runs), len(runs) - len(todo)) as progress:
+            def on_event(kind: str, position: int, detail: Any) -> None:
+                index = todo[position]
+                if kind != "done":
+                    progress(kind, runs[index], detail.describe() if detail is not None else "")
+                    return
+                results[index] = _result(runs[index], detail, output)
+                if is_reusable(results[index]):
+                    store_result(results[index], output)  # at once: an interrupted matrix keeps what it finished
+                progress(kind, runs[index], results[index].status)
+
+            NotebookPool(jobs=jobs, notebook_timeout=notebook_timeout, on_event=on_event).run_all(specs)
 
     report = Report(
         casabook_version=__version__,
@@ -761,6 +540,13 @@ def validate(workshop: Workshop, *, tracks: list[str] | None = None, facilities:
     )
     write_report(report, output)
     return report
+
+
+def _result(run: Run, outcome: Outcome, output: Path) -> RunResult:
+    return run.result(
+        output, "failed" if outcome.failures else "passed", duration_s=outcome.duration_s,
+        peak_memory_mib=round(outcome.peak_bytes / 2**20, 1) if outcome.peak_bytes else None,
+        cpu_s=outcome.cpu_s, failures=outcome.failures, results=outcome.results)
 
 
 class _progress:
