@@ -24,8 +24,6 @@ from casabook.validate import recorded_duration, validate
 
 REPO = Path(__file__).resolve().parents[1]
 
-pytestmark = pytest.mark.notebooks
-
 
 # --- building workshops -----------------------------------------------------------------------
 
@@ -132,6 +130,7 @@ CASES = [
 ]
 
 
+@pytest.mark.notebooks
 def test_each_failure_kind_names_its_cell(tmp_path: Path) -> None:
     root = make_workshop(tmp_path / "ws", {case: notebook(*cells) for case, cells, *_ in CASES})
     # The cell limit leaves room for a machine busy with other work; the notebook limit is out of the way.
@@ -166,6 +165,7 @@ def test_each_failure_kind_names_its_cell(tmp_path: Path) -> None:
     assert not report.ok
 
 
+@pytest.mark.notebooks
 def test_a_notebook_past_its_limit_is_stopped_in_the_running_cell(tmp_path: Path) -> None:
     # Each cell stays within the per-cell limit; together they do not fit the notebook's.
     # Limits wide enough for a kernel to start on a busy machine, and still far below the 120 s of cells.
@@ -177,6 +177,7 @@ def test_a_notebook_past_its_limit_is_stopped_in_the_running_cell(tmp_path: Path
     assert "limit of 20 s" in failure.message
 
 
+@pytest.mark.notebooks
 def test_parameters_the_session_injects_must_be_declared(tmp_path: Path) -> None:
     partial = notebook("x = 1", parameters=False)
     partial.cells.insert(1, parameters_cell("data_root"))
@@ -200,6 +201,7 @@ results.update(cwd=os.getcwd(), data_root=data_root, dask_scheduler_address=dask
 """
 
 
+@pytest.mark.notebooks
 def test_a_remote_facility_runs_with_its_session_and_named_substitutions(tmp_path: Path) -> None:
     root = make_workshop(tmp_path / "ws", {"probe": notebook(SESSION_PROBE + write_results("probe"))})
     report = validate(load_workshop(root), facilities=["coffea-casa-cms"], jobs=2, output=tmp_path / "out")
@@ -222,6 +224,7 @@ def test_a_remote_facility_runs_with_its_session_and_named_substitutions(tmp_pat
     assert local.results["pid"] != remote.results["pid"]
 
 
+@pytest.mark.notebooks
 def test_the_facility_kernel_runs_and_a_notebook_declaring_another_fails(tmp_path: Path, alt_kernel: str) -> None:
     facilities = {"alt": facility_file("local", kernel=alt_kernel)}
     root = make_workshop(tmp_path / "ws", {"declares-alt": notebook(SESSION_PROBE + write_results("declares-alt"), kernel=alt_kernel),
@@ -267,6 +270,7 @@ with open({counter!r}, "a") as counter:
 """
 
 
+@pytest.mark.notebooks
 def test_cache_hits_unchanged_and_output_only_changes_and_misses_on_a_changed_cell(tmp_path: Path) -> None:
     counter = tmp_path / "runs.txt"
     root = make_workshop(tmp_path / "ws", {"counted": notebook(COUNTING.format(counter=str(counter))),
@@ -326,6 +330,7 @@ results = {"started": started, "ended": time.time(), "pid": os.getpid(), "ppid":
 """
 
 
+@pytest.mark.notebooks
 def test_two_jobs_run_notebooks_at_once_each_in_its_own_kernel(tmp_path: Path) -> None:
     names = [f"nb{i}" for i in range(4)]
     root = make_workshop(tmp_path / "ws", {name: notebook(TIMED + write_results(name)) for name in names})
@@ -340,6 +345,7 @@ def test_two_jobs_run_notebooks_at_once_each_in_its_own_kernel(tmp_path: Path) -
 # --- the command ------------------------------------------------------------------------------
 
 
+@pytest.mark.notebooks
 def test_cli_exit_codes_and_report_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = make_workshop(tmp_path / "ws", {"good": notebook("x = 1"), "bad": notebook("raise ValueError('bad input')")})
     out = tmp_path / "out"
