@@ -1,25 +1,15 @@
-"""The embedded hub as rehearsals and prewarms run it: casabook.hub.local's LocalStack, with
+"""The embedded hub as rehearsals and prewarms run it: casabook.hub.local's LocalStack, plus the
+`casabook-prewarm` service and its narrow token.
 
-- the identity provider in its own process (oidc-provider-mock served by uvicorn), as a facility's
-  is: LocalStack runs it as a thread of the starting process, where a crowd of simulated attendees
-  would slow every login down through the GIL and make the hub's OAuth calls time out;
-- the `casabook-prewarm` service and its narrow token. hub-config/jupyterhub_config.py has no hook
-  for extra services, so this hub runs a config file generated in its state folder that loads the
-  facility's config and then registers the service.
+hub-config/jupyterhub_config.py has no hook for extra services, so this hub runs a config file
+generated in its state folder that loads the facility's config and then registers the service.
 """
 
 from __future__ import annotations
 
-import json
 import secrets
-import subprocess
-import sys
-import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-
-import httpx
 
 from casabook.hub import local
 from casabook.prewarm import PREWARM_TOKEN_ENV
@@ -36,71 +26,12 @@ apply_prewarm_service(get_config(), os.environ[{env!r}])  # noqa: F821
 {extra}"""
 
 
-class ProviderProcess:
-    """oidc-provider-mock on a free loopback port, in a process of its own; the same interface as
-    casabook.hub.local.IdentityProvider (url, start, stop, set_claims)."""
-
-    def __init__(self, users: tuple[local.DemoUser, ...], log_path: Path) -> None:
-        self.users = users
-        self.log_path = log_path
-        self.port = local.free_port()
-        self.url = f"http://127.0.0.1:{self.port}"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self, timeout: float = 30) -> ProviderProcess:
-        command = [sys.executable, "-m", "oidc_provider_mock", "--host", "127.0.0.1", "--port", str(self.port)]
-        for user in self.users:
-            command += ["--user-claims", json.dumps({"sub": user.name, **user.claims})]
-        self.log_path.parent.mkdir(parents=True, exist_ok=True)
-        with open(self.log_path, "ab") as log:
-            self.process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
-                                            start_new_session=True)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError(f"the identity provider exited with code {self.process.returncode}: "
-                                   f"{self.log_path.read_text(errors='replace')[-2000:]}")
-            try:
-                if httpx.get(f"{self.url}/.well-known/openid-configuration", timeout=2).status_code == 200:
-                    return self
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"the identity provider did not answer within {timeout:.0f} s")
-
-    def stop(self) -> None:
-        process, self.process = self.process, None
-        if process is None or process.poll() is not None:
-            return
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(5)
-
-    def set_claims(self, sub: str, claims: Mapping[str, object]) -> None:
-        httpx.put(f"{self.url}/users/{sub}", json=dict(claims), timeout=10).raise_for_status()
-
-
 @dataclass
 class RehearsalStack(local.LocalStack):
     prewarm_token: str = field(default_factory=lambda: secrets.token_hex(24))
     # Config lines appended after the facility's (`c` is the hub's Config): for benchmarks that
     # try a setting out before it goes into a facility file; empty for a rehearsal of the facility.
     extra_config: str = ""
-
-    def start(self, timeout: float = 90) -> RehearsalStack:
-        if self.idp is None:
-            provider = ProviderProcess(self.users, self.state_dir / "logs" / "oidc.log").start()
-            self.idp = provider  # type: ignore[assignment] (the same interface, another process)
-        try:
-            super().start(timeout)
-        except BaseException:
-            self.stop()
-            raise
-        return self
 
     @property
     def idp_pid(self) -> int | None:

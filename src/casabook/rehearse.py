@@ -338,7 +338,9 @@ def run_command(root: Path, options: RehearseOptions, console: Console) -> int:
             hub_url = require_loopback(options.hub_url, "--hub-url")
             token = organiser_token(workshop.root)
             hub_pid = hub_pid_for(hub_url)
-            cap = facility.caps.participants
+            # The running hub's own cap (it may have been started with --participants), where readable.
+            live = asyncio.run(hub_view(hub_url, token))
+            cap = live["participants"] if live and live.get("participants") else facility.caps.participants
         else:
             if not facility.is_local:
                 raise CasabookError("not-a-local-facility",
