@@ -78,7 +78,8 @@ class ParticipantCap(Authenticator):
             return True
         if self.participants and len(self._admitted) >= self.participants:
             self._record_refusal(username)
-            raise web.HTTPError(403, self.full_message())
+            # A short reason keeps the page's heading short; the whole message is shown below it.
+            raise web.HTTPError(403, self.full_message(), reason="Workshop full")
         self._admitted.add(username)
         return True
 
@@ -150,7 +151,7 @@ class ParticipantCap(Authenticator):
                    "user name, so you cannot be logged in.")
         if self.contact:
             message += f" Please contact the organisers: {self.contact}."
-        raise web.HTTPError(403, message)
+        raise web.HTTPError(403, message, reason="No user name from your identity provider")
 
     def get_handlers(self, app):
         return [*super().get_handlers(app), (CAP_PAGE, CapHandler)]

@@ -55,10 +55,21 @@ class LoginRefused(Exception):
         super().__init__(f"login refused with HTTP {status}")
 
 
+def free_ports(count: int) -> list[int]:
+    """`count` distinct free loopback ports: every socket stays bound until all are chosen, so the
+    kernel cannot hand the same port out twice."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for sock in sockets:
+            sock.bind(("127.0.0.1", 0))
+        return [sock.getsockname()[1] for sock in sockets]
+    finally:
+        for sock in sockets:
+            sock.close()
+
+
 def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+    return free_ports(1)[0]
 
 
 class IdentityProvider:
@@ -133,9 +144,8 @@ class LocalStack:
     def __post_init__(self) -> None:
         self.root = Path(self.root).resolve()
         self.state_dir = Path(self.state_dir).resolve()
-        self.port = self.port or free_port()
-        self.hub_api_port = free_port()
-        self.proxy_api_port = free_port()
+        public, self.hub_api_port, self.proxy_api_port = free_ports(3)
+        self.port = self.port or public
         self.api_token = secrets.token_hex(24)
         self.client_secret = secrets.token_hex(24)
         self.idp: IdentityProvider | None = None
@@ -215,7 +225,9 @@ class LocalStack:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.hub_process.poll() is not None:
-                raise RuntimeError(f"the hub exited with code {self.hub_process.returncode}:\n{self.log_tail()}")
+                code = self.hub_process.returncode
+                self.stop_hub()  # the proxy it started outlives it otherwise
+                raise RuntimeError(f"the hub exited with code {code}:\n{self.log_tail()}")
             try:
                 if httpx.get(f"{self.hub_url}/hub/api/", timeout=2).status_code == 200:
                     return
@@ -241,6 +253,12 @@ class LocalStack:
             except subprocess.TimeoutExpired:
                 process.kill()
                 process.wait(5)
+        # The hub leads its own session: whatever it started there (the proxy) goes with it, even
+        # when the hub died first and its children were handed to init.
+        try:
+            os.killpg(process.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
         _, alive = psutil.wait_procs(family, timeout=5)
         for straggler in alive:
             try:
