@@ -188,3 +188,11 @@ def test_github_authenticator_takes_the_cap_too(tmp_path):
     assert asyncio.run(auth.check_allowed("octo", model)) is True
     with pytest.raises(web.HTTPError):
         asyncio.run(auth.check_allowed("hubot", {**model, "name": "hubot"}))
+
+
+@pytest.mark.parametrize("facility", sorted(CLASSES))
+def test_identity_provider_calls_have_a_client_sized_for_a_crowd(tmp_path, facility):
+    # Tornado's shared client (10 at a time, 20 s queue limit) turned a crowd's logins into HTTP 500s.
+    client = authenticator(facility, tmp_path, participants=3).http_client
+    assert client.max_clients >= 64
+    assert client.defaults["request_timeout"] >= 60

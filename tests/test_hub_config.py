@@ -64,6 +64,7 @@ CASES = [
     ("local", "ParticipantCap", "waitlist_file", "{state}/waitlist.jsonl"),
     ("local", "JupyterHub", "active_server_limit", 100),
     ("local", "JupyterHub", "concurrent_spawn_limit", 20),
+    ("local", "JupyterHub", "spawn_throttle_retry_range", (5, 15)),
     ("local", "JupyterHub", "bind_url", "http://127.0.0.1:18000"),
     ("local", "JupyterHub", "hub_bind_url", "http://127.0.0.1:18081"),
     ("local", "ConfigurableHTTPProxy", "api_url", "http://127.0.0.1:18001"),

@@ -41,16 +41,8 @@ class RehearsalStack(local.LocalStack):
     def hub_environment(self) -> dict[str, str]:
         return {**super().hub_environment(), PREWARM_TOKEN_ENV: self.prewarm_token}
 
-    def start_hub(self, timeout: float = 90) -> None:
+    def config_file(self) -> Path:
         wrapper = self.state_dir / "jupyterhub_config.py"
         extra = f"\nc = get_config()  # noqa: F821\n{self.extra_config}\n" if self.extra_config else ""
-        wrapper.write_text(WRAPPER.format(config=str(self.root / local.CONFIG_FILE), env=PREWARM_TOKEN_ENV,
-                                          extra=extra))
-        # LocalStack runs `jupyterhub -f <root>/<CONFIG_FILE>`; an absolute CONFIG_FILE makes that
-        # the wrapper. Restored at once: the module's default stays the repository's config.
-        default = local.CONFIG_FILE
-        local.CONFIG_FILE = Path(wrapper)
-        try:
-            super().start_hub(timeout)
-        finally:
-            local.CONFIG_FILE = default
+        wrapper.write_text(WRAPPER.format(config=str(super().config_file()), env=PREWARM_TOKEN_ENV, extra=extra))
+        return wrapper

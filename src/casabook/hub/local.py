@@ -212,10 +212,14 @@ class LocalStack:
         env.update(self.extra_env)
         return env
 
+    def config_file(self) -> Path:
+        """The JupyterHub config file this stack's hub runs: the repository's."""
+        return self.root / CONFIG_FILE
+
     def start_hub(self, timeout: float = 90) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the process's life)
         self.hub_process = subprocess.Popen(
-            [sys.executable, "-m", "jupyterhub", "-f", str(self.root / CONFIG_FILE)],
+            [sys.executable, "-m", "jupyterhub", "-f", str(self.config_file())],
             cwd=self.state_dir, env=self.hub_environment(), stdout=log, stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             # Its own session: Ctrl-C in the terminal reaches casabook, which stops the hub in order.
