@@ -182,6 +182,14 @@ def test_landing_page_links_every_track(workshop_root: Path, built: Path):
     assert "How to launch a notebook" in html
 
 
+def test_hand_written_pages_follow_the_tracks_in_the_navigation(built: Path):
+    # book/rehearsal.md is in no track: the generated table of contents still takes it in.
+    html = (built / "intro.html").read_text()
+    assert 'href="rehearsal.html"' in html
+    assert html.index('href="rehearsal.html"') > max(html.index(f'href="tracks/{name}.html"')
+                                                      for name in ("opendata", "cms", "atlas"))
+
+
 def test_search_page_and_index_find_notebook_text(built: Path):
     search = (built / "search.html").read_text()
     assert 'src="searchindex.js"' in search and 'id="search-results"' in search
