@@ -1,6 +1,6 @@
 """Does the embedded hub hold the planned crowd on this machine? (prints figures, asserts nothing)
 
-Three runs of `casabook.rehearse` on fresh local stacks (JupyterHub, configurable-http-proxy, the
+Three runs of `casabook.rehearsal.crowd` on fresh local stacks (JupyterHub, configurable-http-proxy, the
 OIDC provider), N attendees clicking one launch link evenly within a ramp:
 
   cold      cap N: every attendee logs in, the hub spawns N servers, nbgitpuller clones N times.
@@ -13,7 +13,7 @@ OIDC provider), N attendees clicking one launch link evenly within a ramp:
     .venv/bin/python benchmarks/bench_rehearse.py [--participants 100] [--ramp 10] [--cap 60]
         [--runs cold,prewarm,cap] [--run-first-cell] [--output DIR]
 
-Writes DIR/<run>.json (casabook.rehearse's rehearsal.json), DIR/bench.json (the figures below) and
+Writes DIR/<run>.json (casabook.rehearsal.crowd's rehearsal.json), DIR/bench.json (the figures below) and
 DIR/time-to-notebook.png (cold against prewarmed). The machine is shared: the load average at the
 start and end of each run is printed with it.
 """
@@ -36,11 +36,11 @@ sys.path.insert(0, str(ROOT / "tests"))
 
 from hubfixtures import MaterialsRepo, notebook_text  # noqa: E402
 
-from casabook.hubapi import HubAPI  # noqa: E402
-from casabook.prewarm import prewarm  # noqa: E402
-from casabook.rehearsal_hub import RehearsalStack  # noqa: E402
-from casabook.rehearsal_report import plot_time_to_notebook, write_outputs  # noqa: E402
-from casabook.rehearse import CrowdPlan, Rehearsal, rehearse_crowd  # noqa: E402
+from casabook.hub.api import HubAPI  # noqa: E402
+from casabook.hub.prewarm import prewarm  # noqa: E402
+from casabook.rehearsal.stack import RehearsalStack  # noqa: E402
+from casabook.rehearsal.report import plot_time_to_notebook, write_outputs  # noqa: E402
+from casabook.rehearsal.crowd import CrowdPlan, Rehearsal, rehearse_crowd  # noqa: E402
 
 CONTACT = "casabook benchmark <bench@casabook.invalid>"
 

@@ -19,13 +19,13 @@ from hubfixtures import REPO_ROOT, TEST_CONTACT, MaterialsRepo, materials_repo  
 from traitlets.config import Config
 from workshops import make_workshop
 
-from casabook.attendee import Outcome
+from casabook.rehearsal.attendee import Outcome
 from casabook.cli import main
 from casabook.hub.config import apply_organiser_token
-from casabook.prewarm import PREWARM_SCOPES, PREWARM_SERVICE, apply_prewarm_service, prewarm
-from casabook.rehearsal_hub import RehearsalStack
-from casabook.rehearse import CrowdPlan, percentile, rehearse_crowd
-from casabook.stats import attendance_from_users, collect
+from casabook.hub.prewarm import PREWARM_SCOPES, PREWARM_SERVICE, apply_prewarm_service, prewarm
+from casabook.rehearsal.stack import RehearsalStack
+from casabook.rehearsal.crowd import CrowdPlan, percentile, rehearse_crowd
+from casabook.hub.stats import attendance_from_users, collect
 
 
 # --- without a hub -----------------------------------------------------------------------------

@@ -205,7 +205,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     # rehearse / prewarm / stats: prove the hub holds the crowd, warm it up, count who came
     def _cmd_rehearse(args: argparse.Namespace) -> int:
-        from casabook.rehearse import RehearseOptions, run_command
+        from casabook.rehearsal.crowd import RehearseOptions, run_command
 
         return run_command(_root(args), RehearseOptions(
             facility=args.facility, participants=args.participants, ramp_s=args.ramp,
@@ -215,7 +215,7 @@ def build_parser() -> argparse.ArgumentParser:
             timeout_s=args.timeout, name_prefix=args.name_prefix), out_console())
 
     def _cmd_prewarm(args: argparse.Namespace) -> int:
-        from casabook.prewarm import run_command
+        from casabook.hub.prewarm import run_command
 
         users = None if args.registered else [u.strip() for u in args.users.split(",") if u.strip()]
         return run_command(_root(args), facility_name=args.facility, users=users, hub_url=args.hub_url,
@@ -223,7 +223,7 @@ def build_parser() -> argparse.ArgumentParser:
                            console=out_console(), fmt=args.format)
 
     def _cmd_stats(args: argparse.Namespace) -> int:
-        from casabook.stats import run_command
+        from casabook.hub.stats import run_command
 
         return run_command(_root(args), facility_name=args.facility, hub_url=args.hub_url, fmt=args.format,
                            console=out_console())

@@ -26,7 +26,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from casabook.hubapi import is_loopback, read_events, user_path
+from casabook.hub.api import is_loopback, read_events, user_path
 
 MAX_PAGES = 40  # page loads per attendee: a launch needs about 12
 MAX_REDIRECTS = 20

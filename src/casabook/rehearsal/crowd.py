@@ -1,6 +1,6 @@
 """Rehearse the crowd: N simulated attendees click a launch link within a ramp, concurrently, and
-each walks to a notebook open in JupyterLab (casabook.attendee) while the hub's process tree is
-measured (casabook.footprint). The result says whether the hub holds the planned crowd: time to
+each walks to a notebook open in JupyterLab (casabook.rehearsal.attendee) while the hub's process tree is
+measured (casabook.rehearsal.footprint). The result says whether the hub holds the planned crowd: time to
 notebook (p50, p95, max), who got in and who met the "workshop full" page, spawn failures, the
 hub's "try again" answers, and CPU and memory per attendee.
 """
@@ -21,10 +21,10 @@ import httpx
 from rich.console import Console
 from rich.progress import Progress
 
-from casabook.attendee import Attendee, AttendeeResult, Outcome
+from casabook.rehearsal.attendee import Attendee, AttendeeResult, Outcome
 from casabook.errors import CasabookError
-from casabook.footprint import Footprint
-from casabook.hubapi import HubAPI, require_loopback, user_path
+from casabook.rehearsal.footprint import Footprint
+from casabook.hub.api import HubAPI, require_loopback, user_path
 
 if TYPE_CHECKING:
     from casabook.model import Facility, Workshop
@@ -315,12 +315,12 @@ def run_command(root: Path, options: RehearseOptions, console: Console) -> int:
     import shutil
     import tempfile
 
-    from casabook.footprint import hub_pid_for
+    from casabook.rehearsal.footprint import hub_pid_for
     from casabook.hub.serve import prepare_stack
     from casabook.model import load_workshop
-    from casabook.organiser import identity_provider_of, organiser_token
-    from casabook.rehearsal_hub import RehearsalStack
-    from casabook.rehearsal_report import render, write_outputs
+    from casabook.hub.organiser import identity_provider_of, organiser_token
+    from casabook.rehearsal.stack import RehearsalStack
+    from casabook.rehearsal.report import render, write_outputs
 
     if options.participants < 1:
         raise CasabookError("bad-participants", "expected at least 1 attendee", key="--participants")

@@ -18,7 +18,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from casabook.hubapi import HubAPI
+from casabook.hub.api import HubAPI
 
 ACTIVE_WINDOW = dt.timedelta(hours=24)
 
@@ -108,8 +108,8 @@ def run_command(root: Path, *, facility_name: str, hub_url: str | None, fmt: str
 
     from casabook.errors import CasabookError
     from casabook.model import load_workshop
-    from casabook.organiser import hub_url_for, organiser_token
-    from casabook.prewarm import PREWARM_TOKEN_ENV
+    from casabook.hub.organiser import hub_url_for, organiser_token
+    from casabook.hub.prewarm import PREWARM_TOKEN_ENV
 
     workshop = load_workshop(root)
     facility = workshop.facility(facility_name)

@@ -27,7 +27,7 @@ import httpx
 from rich.console import Console
 
 from casabook.errors import CasabookError
-from casabook.hubapi import HubAPI, HubAPIError, SpawnFailed, read_events, user_path
+from casabook.hub.api import HubAPI, HubAPIError, SpawnFailed, read_events, user_path
 from casabook.links import Source
 
 if TYPE_CHECKING:
@@ -201,7 +201,7 @@ def resolve_token(root: Path, facility: Facility, hub_url: str) -> tuple[str, st
     holding the same narrow scopes and expiring in an hour."""
     import os
 
-    from casabook.organiser import narrow_token, require_organiser_token
+    from casabook.hub.organiser import narrow_token, require_organiser_token
 
     if os.environ.get(PREWARM_TOKEN_ENV):
         return os.environ[PREWARM_TOKEN_ENV].strip(), f"the {PREWARM_SERVICE} service (${PREWARM_TOKEN_ENV})"
@@ -226,7 +226,7 @@ def run_command(root: Path, *, facility_name: str, users: list[str] | None, hub_
 
     from casabook.links import default_source
     from casabook.model import load_workshop
-    from casabook.organiser import hub_url_for
+    from casabook.hub.organiser import hub_url_for
 
     workshop = load_workshop(root)
     facility = workshop.facility(facility_name)

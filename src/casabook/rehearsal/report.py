@@ -11,7 +11,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from casabook.rehearse import Rehearsal
+from casabook.rehearsal.crowd import Rehearsal
 
 JSON_NAME = "rehearsal.json"
 PLOT_NAME = "time-to-notebook.png"

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from casabook.errors import CasabookError
-from casabook.hubapi import HubAPI, is_loopback, require_loopback
+from casabook.hub.api import HubAPI, is_loopback, require_loopback
 from casabook.model import Facility
 
 ORGANISER_TOKEN_ENV = "CASABOOK_API_TOKEN"
