@@ -146,6 +146,11 @@ def test_each_failure_kind_names_its_cell(tmp_path: Path) -> None:
         assert run.failure.kind == kind, (case, run.failure)
         assert run.failure.cell is not None and (run.failure.cell.index, run.failure.cell.first_line) == (index, line), case
 
+    for stopped in ("cell-raises", "cell-past-its-limit", "kernel-killed"):  # saved as far as each ran
+        executed = nbformat.read(tmp_path / "out" / report.run(f"notebooks/t/{stopped}.ipynb", "local").executed_notebook,
+                                 as_version=4)
+        parameters = next(c for c in executed.cells if "parameters" in c.metadata.get("tags", []))
+        assert parameters.execution_count == 1, stopped
     raised = report.run("notebooks/t/cell-raises.ipynb", "local").failure
     assert raised.message == "ZeroDivisionError: division by zero"
     assert "return 1 / 0" in raised.traceback and "\x1b[" not in raised.traceback

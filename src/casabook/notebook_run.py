@@ -131,20 +131,26 @@ def _run(spec: RunSpec, conn: Connection, log: Any) -> dict[str, Any]:
         return _failed(Failure(kind="kernel-start", message=f"kernel {spec.kernel!r} did not start: {error}",
                                traceback=_tail(spec.log_path)))
     conn.send(("kernel", km.provisioner.pid))
+    managers: list[Any] = []
     try:
         papermill.execute_notebook(
             str(spec.input_path), str(spec.output_path), parameters=spec.parameters,
             engine_name=ENGINE, kernel_name=spec.kernel, language=spec.language, progress_bar=False,
             start_timeout=spec.start_timeout, execution_timeout=spec.cell_timeout, km=km,
-            on_cell_start=on_cell_start,
+            # Papermill would rewrite (deep-copy, validate, encode) the whole notebook as each cell
+            # starts: a CPU second per run that parallel runs compete for. It is saved once instead.
+            request_save_on_cell_execute=False,
+            on_cell_start=on_cell_start, managers=managers,
         )
-    except PapermillExecutionError as error:
+    except PapermillExecutionError as error:  # papermill has saved the notebook, with the error marked
         return _failed(Failure(kind="error", cell=current[0], message=f"{error.ename}: {error.evalue}",
                                traceback=strip_ansi("\n".join(error.traceback))))
     except CellTimeoutError:
+        _save(managers, spec.output_path)
         return _failed(Failure(kind="cell-timeout", cell=current[0],
                                message=f"the cell ran past the per-cell limit of {spec.cell_timeout:g} s"))
     except DeadKernelError:
+        _save(managers, spec.output_path)
         code = km.provisioner.process.poll() if km.provisioner and km.provisioner.process else None
         return _failed(Failure(kind="kernel-died", cell=current[0],
                                message=f"the kernel died while the cell ran (exit status {code})",
@@ -158,6 +164,14 @@ def _run(spec: RunSpec, conn: Connection, log: Any) -> dict[str, Any]:
             # Every cell has finished: nothing is left to flush, so the kernel and its children are killed at once.
             run_sync(km.shutdown_kernel)(now=True)
     return {"failures": [], "results": _results(spec.results_path)}
+
+
+def _save(managers: list[Any], path: Path) -> None:
+    """The notebook as far as it ran, for a run papermill stopped without saving."""
+    from papermill.iorw import write_ipynb
+
+    if managers:
+        write_ipynb(managers[0].nb, str(path))
 
 
 def _source_cell(executed_nb: Any, executed_index: int) -> CellRef:

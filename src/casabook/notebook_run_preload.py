@@ -21,11 +21,15 @@ ENGINE = "casabook"
 
 
 class CellTrackingEngine(NBClientEngine):
-    """papermill's nbclient engine, calling `on_cell_start(nb, index)` before each cell runs."""
+    """papermill's nbclient engine, calling `on_cell_start(nb, index)` before each cell runs, and
+    handing its execution manager to `managers` (so a run stopped by a timeout can still be saved)."""
 
     @classmethod
     def execute_managed_notebook(cls, nb_man: Any, kernel_name: str, **kwargs: Any) -> Any:
         on_cell_start = kwargs.pop("on_cell_start", None)
+        managers = kwargs.pop("managers", None)
+        if managers is not None:
+            managers.append(nb_man)
         if on_cell_start is not None:
             cell_start = nb_man.cell_start
 
