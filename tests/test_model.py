@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from pathlib import Path
 
 import pytest
@@ -56,8 +55,10 @@ def test_session_environment_carries_scheduler_and_absolute_data_root(workshop: 
 def test_find_root_walks_up_and_explains_when_there_is_none(workshop: Path, tmp_path: Path):
     nested = workshop / "notebooks" / "cms"
     assert find_root(nested) == workshop.resolve()
+    nowhere = tmp_path / "nowhere"
+    nowhere.mkdir()
     with pytest.raises(CasabookError, match="tracks/ and hub-config/"):
-        find_root(tmp_path / "nowhere" if (tmp_path / "nowhere").mkdir() is None else tmp_path)
+        find_root(nowhere)
 
 
 def _set(*keys, value):
@@ -196,8 +197,8 @@ def test_no_tracks_is_a_clear_error(workshop: Path, capsys):
     assert "no track files" in capsys.readouterr().err
 
 
-def test_no_workshop_here(tmp_path: Path, capsys):
-    os.chdir(tmp_path)
+def test_no_workshop_here(tmp_path: Path, capsys, monkeypatch):
+    monkeypatch.chdir(tmp_path)
     assert main(["check"]) == 2
     assert "tracks/ and hub-config/" in capsys.readouterr().err
 
