@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import io
 import re
-import sys
 from pathlib import Path
 
 from rich.console import Console
@@ -19,6 +18,7 @@ from casabook.book.launch import CONFIG_KEY
 from casabook.book.workdir import BOOK_DIR, BookBuildError, BookPaths, failure_message
 from casabook.errors import CasabookError
 from casabook.model import Workshop
+from casabook.lean import import_jsonschema_without_iri_grammar
 
 
 class _StatusLine(io.TextIOBase):
@@ -42,27 +42,8 @@ class _StatusLine(io.TextIOBase):
         return len(text)
 
 
-def _import_jsonschema_lean() -> None:
-    """Import jsonschema without rfc3987_syntax, which compiles ~40 grammars on import (about 1 s).
-
-    jupyter-book imports jsonschema only to validate _config.yml, whose schema uses no IRI formats;
-    rfc3987_syntax is there for jsonschema's optional IRI format checks (jupyter-events asks for
-    them). If jsonschema is already imported, nothing changes.
-    """
-    if "jsonschema" in sys.modules:
-        return
-    blocked = "rfc3987_syntax" not in sys.modules
-    if blocked:
-        sys.modules["rfc3987_syntax"] = None  # type: ignore[assignment]  # makes its import raise ImportError
-    try:
-        import jsonschema  # noqa: F401
-    finally:
-        if blocked:
-            del sys.modules["rfc3987_syntax"]
-
-
 def sphinx_config(paths: BookPaths, buttons: dict[str, dict[str, str]], execute: str) -> dict:
-    _import_jsonschema_lean()
+    import_jsonschema_without_iri_grammar()  # jupyter-book validates _config.yml with it
     import jsonschema
     import yaml
     from jupyter_book.config import get_final_config

@@ -19,10 +19,10 @@ JupyterLab, nbgitpuller and every other session feature stay as they are.
 """
 
 import sys
-
 import types
 
-SKIPPED_IMPORTS = ("rfc3987_syntax",)
+from casabook.lean import import_jsonschema_without_iri_grammar
+
 PULL_POLL_SECONDS = 0.05
 
 
@@ -31,9 +31,7 @@ def _no_yarn_config(logger: object) -> dict:
 
 
 def trim_startup() -> None:
-    for name in SKIPPED_IMPORTS:
-        # None in sys.modules makes `import name` raise ImportError, which jsonschema expects.
-        sys.modules.setdefault(name, None)  # type: ignore[arg-type]
+    import_jsonschema_without_iri_grammar()  # before jupyter_events brings it in with the grammar
     try:
         import jupyterlab.commands
     except ImportError:
