@@ -6,9 +6,15 @@ reports a failing cell only for exceptions, and a timeout or a dead kernel must 
 
 from __future__ import annotations
 
+import sys
 from typing import Any
 
-import nbformat  # noqa: F401 - loaded here so no child pays for it
+# jsonschema (under nbformat) builds a grammar for its optional "iri" format check on import: over a
+# second of every validation's warm-up, for a check nbformat's schemas never use (they name no
+# "format"; nbformat passes no format checker). This process and its run children go without it.
+sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+
+import nbformat  # noqa: E402, F401 - loaded here so no child pays for it
 from jupyter_client import AsyncKernelManager  # noqa: F401
 from nbclient.exceptions import CellTimeoutError, DeadKernelError  # noqa: F401
 from papermill.engines import NBClientEngine, papermill_engines
