@@ -123,6 +123,11 @@ def main(argv: list[str] | None = None) -> int:
         wall = sum(run["duration_s"] or 0 for run in cold_report["runs"])
         print(f"kernels' CPU time {cpu:.1f} s over {wall:.1f} s of run time with --jobs 1 "
               f"({100 * cpu / wall if wall else 0:.0f}%: the rest is waiting, for a core or for I/O)")
+        parallel = json.loads((tmp_path / "out-jobs2" / "report.json").read_text())
+        wall2 = sum(run["duration_s"] or 0 for run in parallel["runs"])
+        cpu2 = sum(run["cpu_s"] or 0 for run in parallel["runs"])
+        print(f"with --jobs 2: {cpu2:.1f} s CPU over {wall2:.1f} s of run time, each run {wall2 / wall if wall else 0:.2f}x "
+              "as long as alone (1.0: the two jobs never waited for each other)")
         print("load average at end: {:.1f} {:.1f} {:.1f}".format(*os.getloadavg()))
         print(f"cold, --jobs 1:   {figures['cold jobs=1']:7.2f} s (exit {codes['cold jobs=1']})")
         print(f"cold, --jobs 2:   {figures['cold jobs=2']:7.2f} s (exit {codes['cold jobs=2']})")
