@@ -18,9 +18,9 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_outp
 from casabook.cli import main
 from casabook.errors import CasabookError
 from casabook.model import load_workshop
-from casabook.notebook_checks import check_parameters, environment_reads
-from casabook.report import Report
-from casabook.validate import recorded_duration, validate
+from casabook.validation.checks import check_parameters, environment_reads
+from casabook.validation.report import Report
+from casabook.validation.matrix import recorded_duration, validate
 
 REPO = Path(__file__).resolve().parents[1]
 

@@ -126,11 +126,11 @@ def build_parser() -> argparse.ArgumentParser:
     book.add_argument("--output", metavar="DIR", help="where the HTML goes (default: book/_build/html); replaced whole")
     book.set_defaults(func=_cmd_book)
 
-    # validate: the papermill matrix, every notebook against each facility's hub configuration (casabook.validate)
+    # validate: the papermill matrix, every notebook against each facility's hub configuration (casabook.validation.matrix)
     def _cmd_validate(args: argparse.Namespace) -> int:
         from casabook.model import load_workshop
-        from casabook.report import failure_lines, summary_table
-        from casabook.validate import validate
+        from casabook.validation.report import failure_lines, summary_table
+        from casabook.validation.matrix import validate
 
         limits = {name: value for name, value in (("cell_timeout", args.cell_timeout),
                                                   ("notebook_timeout", args.notebook_timeout)) if value is not None}

@@ -6,13 +6,12 @@ reports a failing cell only for exceptions, and a timeout or a dead kernel must 
 
 from __future__ import annotations
 
-import sys
 from typing import Any
 
-# jsonschema (under nbformat) builds a grammar for its optional "iri" format check on import: over a
-# second of every validation's warm-up, for a check nbformat's schemas never use (they name no
-# "format"; nbformat passes no format checker). This process and its run children go without it.
-sys.modules.setdefault("rfc3987_syntax", None)  # type: ignore[arg-type]
+from casabook.lean import import_jsonschema_without_iri_grammar
+
+# Over a second of every validation's warm-up otherwise, for a check nbformat never makes.
+import_jsonschema_without_iri_grammar()
 
 import nbformat  # noqa: E402, F401 - loaded here so no child pays for it
 from jupyter_client import AsyncKernelManager  # noqa: F401
@@ -20,7 +19,7 @@ from nbclient.exceptions import CellTimeoutError, DeadKernelError  # noqa: F401
 from papermill.engines import NBClientEngine, papermill_engines
 from papermill.exceptions import PapermillExecutionError  # noqa: F401
 
-import casabook.notebook_checks  # noqa: F401
+import casabook.validation.checks  # noqa: F401
 from casabook.imports import distributions_for
 
 ENGINE = "casabook"

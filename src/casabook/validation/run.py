@@ -27,13 +27,13 @@ from pathlib import Path
 from typing import Any
 
 from casabook.model import Facility
-from casabook.report import CellRef, Failure
+from casabook.validation.report import CellRef, Failure
 
 # Imported once by the fork server; every run's child inherits them already loaded. "__main__" too:
 # a child whose __main__ is already the parent's skips re-running the parent's script. As with any
 # forkserver or spawn child (and Dask's LocalCluster), a script calling validate() needs the
 # `if __name__ == "__main__":` guard.
-PRELOAD = ["__main__", "casabook.notebook_run_preload"]
+PRELOAD = ["__main__", "casabook.validation.preload"]
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 
@@ -101,8 +101,8 @@ def _run(spec: RunSpec, conn: Connection, log: Any) -> dict[str, Any]:
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
     from papermill.exceptions import PapermillExecutionError
 
-    from casabook.notebook_checks import static_failures
-    from casabook.notebook_run_preload import ENGINE  # registers the engine if no fork server preloaded it
+    from casabook.validation.checks import static_failures
+    from casabook.validation.preload import ENGINE  # registers the engine if no fork server preloaded it
 
     os.environ.clear()
     os.environ.update(spec.env)
@@ -176,7 +176,7 @@ def _save(managers: list[Any], path: Path) -> None:
 
 def _source_cell(executed_nb: Any, executed_index: int) -> CellRef:
     """The cell as the attendee sees it: papermill's injected parameters cell shifts those after it by one."""
-    from casabook.notebook_checks import INJECTED_TAG, first_line
+    from casabook.validation.checks import INJECTED_TAG, first_line
 
     cells = executed_nb.cells
     injected = next((i for i, c in enumerate(cells) if INJECTED_TAG in c.get("metadata", {}).get("tags", [])), None)

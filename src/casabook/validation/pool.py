@@ -1,6 +1,6 @@
 """Runs notebooks `jobs` at a time, each in its own child process and kernel, each watched.
 
-The children are forked from a fork server that has papermill loaded (casabook.notebook_run), so
+The children are forked from a fork server that has papermill loaded (casabook.validation.run), so
 a run costs a fork and a kernel start. The parent watches every child: it samples the memory of
 the kernel's process tree, and when a notebook runs past its limit it kills the kernel (the child
 then sees a dead kernel, saves the notebook and reports) and, should the child not report in
@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from multiprocessing.connection import wait as wait_for
 from typing import Any
 
-from casabook.notebook_run import PRELOAD, RunSpec, child_main
-from casabook.report import CellRef, Failure
+from casabook.validation.run import PRELOAD, RunSpec, child_main
+from casabook.validation.report import CellRef, Failure
 
 # After the notebook limit kills the kernel, the child has this long to save the notebook and report.
 STOP_GRACE = 20.0

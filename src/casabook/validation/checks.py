@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from casabook.model import Facility
-from casabook.report import CellRef, Failure
+from casabook.validation.report import CellRef, Failure
 
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"

@@ -10,7 +10,7 @@ meet it: kernel, imports against its packages, parameters, environment variables
     report = validate(load_workshop(), tracks=["cms"], facilities=["local"], jobs=2)
 
 Runs are parallel, one kernel each, in child processes forked from a fork server that has
-papermill loaded (casabook.notebook_pool, casabook.notebook_run). A result is cached under a key
+papermill loaded (casabook.validation.pool, casabook.validation.run). A result is cached under a key
 made of the notebook without outputs, the facility's configuration, the resolved package versions
 and the data checksums: an unchanged run that passed is reported as cached and not run again (as
 is a failure found before its kernel started, which follows from the same inputs).
@@ -32,9 +32,9 @@ from typing import Any
 from casabook import __version__
 from casabook.errors import CasabookError
 from casabook.model import Facility, Track, Workshop
-from casabook.notebook_pool import NotebookPool, Outcome, warm_up
-from casabook.notebook_run import RunSpec
-from casabook.report import REPORT_JSON, STATIC_KINDS, Limits, Report, RunResult, Substitution, write_report
+from casabook.validation.pool import NotebookPool, Outcome, warm_up
+from casabook.validation.run import RunSpec
+from casabook.validation.report import REPORT_JSON, STATIC_KINDS, Limits, Report, RunResult, Substitution, write_report
 
 DEFAULT_CELL_TIMEOUT = 120.0
 DEFAULT_NOTEBOOK_TIMEOUT = 300.0
