@@ -220,6 +220,15 @@ def test_hub_override_changes_every_link(workshop_root: Path, built: Path, tmp_p
     anchors = [a for page in out.rglob("*.html") for a in launch_anchors(page)]
     assert len([a for a in anchors if a.is_button]) == len(notebook_pages(load_workshop(workshop_root)))
     assert anchors and {parse_launch_url(a.href)[0] for a in anchors} == {LOCAL_HUB}
+
+
+def test_repo_option_sets_where_every_link_pulls_from(workshop_root: Path, built: Path, tmp_path: Path):
+    out = tmp_path / "local-book"
+    repo = workshop_root.resolve().as_uri()  # what `casabook up` gives: the local hub clones this repository
+    assert main(["--root", str(workshop_root), "book", "--hub-override", LOCAL_HUB, "--repo", repo,
+                 "--output", str(out)]) == 0
+    anchors = [a for page in out.rglob("*.html") for a in launch_anchors(page)]
+    assert anchors and {parse_launch_url(a.href)[1].repo for a in anchors} == {repo}
     assert {a.text for a in anchors} == {"Launch on Embedded default (this machine)"}
     # The default build is another folder and keeps the facilities' hubs.
     assert {parse_launch_url(a.href)[0] for a in launch_anchors(built / "tracks/cms.html")} == {"https://coffea.casa"}

@@ -113,7 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
         from casabook.model import load_workshop
 
         html = build_book(load_workshop(_root(args)), hub_override=args.hub_override, execute=args.execute,
-                          output=Path(args.output) if args.output else None, console=err_console)
+                          output=Path(args.output) if args.output else None, console=err_console, repo=args.repo)
         print(f"book: {html / 'index.html'}")
         return 0
 
@@ -124,6 +124,7 @@ def build_parser() -> argparse.ArgumentParser:
                       help="off: show the committed outputs (default); cache: run changed notebooks via jupyter-cache; "
                       "force: run them all")
     book.add_argument("--output", metavar="DIR", help="where the HTML goes (default: book/_build/html); replaced whole")
+    book.add_argument("--repo", help="git URL the launch links pull from (default: each track's materials, else origin)")
     book.set_defaults(func=_cmd_book)
 
     # validate: the papermill matrix, every notebook against each facility's hub configuration (casabook.validation.matrix)
