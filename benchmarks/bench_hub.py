@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -54,11 +53,7 @@ def own_cpu() -> float:
 
 
 def materials(folder: Path) -> MaterialsRepo:
-    folder.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main", str(folder)], check=True)
-    repo = MaterialsRepo(folder)
-    repo.commit({"nb/intro.ipynb": notebook_text("x = 1\nprint(x)"), "README.md": "# materials\n"}, "materials")
-    return repo
+    return MaterialsRepo.create(folder, {"nb/intro.ipynb": notebook_text("x = 1\nprint(x)"), "README.md": "# materials\n"})
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -25,7 +25,6 @@ import asyncio
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
-from hubfixtures import MaterialsRepo, notebook_text  # noqa: E402
+from hubfixtures import MaterialsRepo  # noqa: E402
 
 from casabook.hub.api import HubAPI  # noqa: E402
 from casabook.hub.prewarm import prewarm  # noqa: E402
@@ -46,21 +45,14 @@ CONTACT = "casabook benchmark <bench@casabook.invalid>"
 
 
 def materials(folder: Path) -> tuple[MaterialsRepo, str]:
-    """A git repository of materials: the workshop's notebooks as they are on disk (real sizes),
-    or one small notebook where there are none yet. Returns the repo and the notebook to open."""
-    folder.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main", str(folder)], check=True)
-    repo = MaterialsRepo(folder)
+    """A git repository of materials: the workshop's notebooks as they are on disk (real sizes).
+    Returns the repo and the notebook to open."""
     files: dict[str, str | None] = {"README.md": "# Workshop materials\n"}
     for path in sorted((ROOT / "notebooks").rglob("*.ipynb")):
         if ".ipynb_checkpoints" not in path.parts:
             files[str(path.relative_to(ROOT))] = path.read_text()
     notebooks = [name for name in files if name.endswith(".ipynb")]
-    if not notebooks:
-        files["notebooks/intro.ipynb"] = notebook_text("print('hello')")
-        notebooks = ["notebooks/intro.ipynb"]
-    repo.commit(files, "Workshop materials")
-    return repo, notebooks[0]
+    return MaterialsRepo.create(folder, files), notebooks[0]
 
 
 def load() -> str:

@@ -23,7 +23,6 @@ URL), for races and tampering; `stack.finish_login(client, url)` completes it.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -69,6 +68,15 @@ class MaterialsRepo:
     def source(self) -> Source:
         return Source(repo=self.path.as_uri(), branch=self.branch, targetpath=self.targetpath)
 
+    @classmethod
+    def create(cls, path: Path, files: dict[str, str | None], message: str = "Workshop materials") -> "MaterialsRepo":
+        """A new repository at `path` whose first commit holds `files`."""
+        path.mkdir(parents=True)
+        git(path, "init", "-q", "-b", "main")
+        repo = cls(path)
+        repo.commit(files, message)
+        return repo
+
     def launch_url(self, hub_url: str, notebook: str) -> str:
         return launch_url(hub_url, self.source, notebook)
 
@@ -95,13 +103,8 @@ def notebook_text(*sources: str) -> str:
 
 @pytest.fixture
 def materials_repo(tmp_path: Path) -> MaterialsRepo:
-    path = tmp_path / "materials-upstream"
-    path.mkdir()
-    subprocess.run(["git", "init", "-q", "-b", "main", str(path)], check=True)
-    repo = MaterialsRepo(path)
-    repo.commit({
+    return MaterialsRepo.create(tmp_path / "materials-upstream", {
         "nb/intro.ipynb": notebook_text("x = 1\nprint(x)"),
         "exercises.py": "line 1\nline 2\nline 3\n",
         "README.md": "# Workshop materials\n",
     }, "First materials")
-    return repo
