@@ -31,9 +31,9 @@ def _root(args: argparse.Namespace) -> Path:
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from casabook.lean import import_jsonschema_without_iri_grammar
+    from casabook.upstream.jsonschema import import_without_iri_grammar
 
-    import_jsonschema_without_iri_grammar()  # nbformat validates with it; notebooks hold no IRIs
+    import_without_iri_grammar()  # nbformat validates with it; notebooks hold no IRIs
     from casabook.check import render, run_checks
     from casabook.model import load_workshop
 

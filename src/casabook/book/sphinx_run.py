@@ -18,7 +18,7 @@ from casabook.book.launch import CONFIG_KEY
 from casabook.book.workdir import BOOK_DIR, BookBuildError, BookPaths, failure_message
 from casabook.errors import CasabookError
 from casabook.model import Workshop
-from casabook.lean import import_jsonschema_without_iri_grammar
+from casabook.upstream.jsonschema import import_without_iri_grammar
 
 
 class _StatusLine(io.TextIOBase):
@@ -43,7 +43,7 @@ class _StatusLine(io.TextIOBase):
 
 
 def sphinx_config(paths: BookPaths, buttons: dict[str, dict[str, str]], execute: str) -> dict:
-    import_jsonschema_without_iri_grammar()  # jupyter-book validates _config.yml with it
+    import_without_iri_grammar()  # jupyter-book validates _config.yml with it
     import jsonschema
     import yaml
     from jupyter_book.config import get_final_config

@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from typing import Any
 
-from casabook.lean import import_jsonschema_without_iri_grammar
+from casabook.upstream.jsonschema import import_without_iri_grammar
 
 # Over a second of every validation's warm-up otherwise, for a check nbformat never makes.
-import_jsonschema_without_iri_grammar()
+import_without_iri_grammar()
 
 import nbformat  # noqa: E402, F401 - loaded here so no child pays for it
 from jupyter_client import AsyncKernelManager  # noqa: F401
