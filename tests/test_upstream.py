@@ -117,7 +117,8 @@ def test_jsonschema_still_compiles_the_iri_grammar_on_import():
         import jsonschema
         print(json.dumps("rfc3987_syntax" in sys.modules))
     """)
-    assert imported, fixed("the eager import of rfc3987_syntax", for_jsonschema, for_jsonschema.import_without_iri_grammar)
+    assert imported, fixed("the eager import of rfc3987_syntax", for_jsonschema,
+                           for_jsonschema.import_without_iri_grammar)
 
 
 def test_jsonschema_imported_without_the_iri_grammar():
@@ -152,7 +153,8 @@ YARN_CALLS = """
 def test_jupyterlab_still_runs_yarn_config_at_every_start():
     assert shutil.which("node"), "JupyterLab asks yarn only where node is on PATH; the test needs node"
     yarn_calls, _ = fresh_python(YARN_CALLS.format(before=""))
-    assert yarn_calls == 1, fixed("the yarn config subprocess at start", for_jupyterlab, for_jupyterlab.skip_yarn_config)
+    assert yarn_calls == 1, fixed("the yarn config subprocess at start", for_jupyterlab,
+                                  for_jupyterlab.skip_yarn_config)
 
 
 def test_jupyterlab_starts_without_running_yarn_and_keeps_the_default_registry():
