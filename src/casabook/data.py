@@ -22,14 +22,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from rich.console import Console
 from rich.table import Table
 
 from casabook.atomic import leftovers, replacing
-from casabook.errors import CasabookError
+from casabook.errors import CasabookError, collect
 from casabook.progress import Bar, progress_bar
+from casabook.yamlfile import read_yaml
 
 MANIFEST_PATH = Path(__file__).with_name("data_manifest.yml")
 ARCHIVES_FOLDER = "archives"
@@ -104,18 +104,18 @@ class Manifest(_Strict):
 
 
 def load_manifest(path: Path | None = None) -> Manifest:
-    """The manifest shipped with casabook (or the one at `path`), validated."""
+    """The manifest shipped with casabook (or the one at `path`), validated: every mistake at once."""
     path = path or MANIFEST_PATH
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise CasabookError("bad-manifest", f"cannot read the data manifest: {error}", file=path) from None
+        doc = read_yaml(path)
+    except CasabookError as error:
+        raise CasabookError("bad-manifest", f"cannot read the data manifest: {error.render()}", file=path) from None
     try:
-        return Manifest.model_validate(raw)
+        return Manifest.model_validate(doc.data)
     except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or None
-        raise CasabookError("bad-manifest", first["msg"], file=path, key=key) from None
+        raise collect(CasabookError("bad-manifest", problem["msg"], file=path, line=doc.line_of(tuple(problem["loc"])),
+                                    key=".".join(str(part) for part in problem["loc"]) or None)
+                      for problem in error.errors()) from None
 
 
 def data_checksums(manifest: Manifest | None = None) -> dict[str, str]:
