@@ -238,10 +238,10 @@ MISTAKE_TEXT = "a mistake in the command line, a track or facility file, or othe
 
 def _add_command(commands: argparse._SubParsersAction, name: str, *, help: str, description: str,
                  examples: list[str], failed: str | None = None, ok: str = "ok",
-                 handler: Handler | None = None) -> argparse.ArgumentParser:
+                 interrupted: str = "interrupted (Ctrl-C)", handler: Handler | None = None) -> argparse.ArgumentParser:
     """A subcommand whose --help carries its description, examples and exit codes."""
     exits = [(OK, ok), *([(FAILED, failed)] if failed else []), (MISTAKE, MISTAKE_TEXT),
-             (INTERRUPTED, "interrupted (Ctrl-C)")]
+             (INTERRUPTED, interrupted)]
     epilog = "examples:\n" + "".join(f"  {example}\n" for example in examples)
     epilog += "\nexit codes:\n" + "".join(f"  {code:<4} {text}\n" for code, text in exits)
     parser = commands.add_parser(name, help=help, description=textwrap.fill(description, 100), epilog=epilog,
@@ -349,7 +349,8 @@ def _add_hub(commands: argparse._SubParsersAction) -> None:
         "provider and JupyterHub with the participant cap, until Ctrl-C. `hub render` writes Helm values instead.",
         examples=["casabook hub", "casabook hub --port 0 --participants 5",
                   "casabook hub render --facility atlas-af --output values.yml"],
-        ok="stopped with Ctrl-C", failed="the hub stopped by itself (its log is shown)")
+        ok="stopped with Ctrl-C", failed="the hub stopped by itself (its log is shown)",
+        interrupted="interrupted (Ctrl-C) before the hub was up")
     _add_facility(hub, "a local-process facility (default: local)", default="local")
     _add_hub_state(hub, "the hub's port on 127.0.0.1 (default: 8000; 0: any free port)")
     actions = hub.add_subparsers(dest="hub_action", metavar="ACTION")
@@ -371,7 +372,8 @@ def _add_up(commands: argparse._SubParsersAction) -> None:
         description="The whole workshop on this machine: fetch the sample data, build the book with its launch "
         "buttons pointed at the local hub, serve it on 127.0.0.1 and run the hub, until Ctrl-C.",
         examples=["casabook up", "casabook up --port 0 --book-port 8080"],
-        ok="stopped with Ctrl-C", failed="the hub stopped by itself (its log is shown)")
+        ok="stopped with Ctrl-C", failed="the hub stopped by itself (its log is shown)",
+        interrupted="interrupted (Ctrl-C) before the hub was up")
     _add_hub_state(up, "the hub's port on 127.0.0.1 (default: 8000; 0: any)")
     up.add_argument("--book-port", type=int, default=0, help="the book's port on 127.0.0.1 (default: any free port)")
 
