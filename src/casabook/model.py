@@ -1,7 +1,8 @@
 """Typed Track / Facility / Workshop objects, and the one loader.
 
 `load_workshop(root)` reads tracks/*.yml and hub-config/*.yml once; everything else in casabook
-takes the objects it returns and never parses YAML again.
+takes the objects it returns and never parses YAML again. A workshop with mistakes raises one
+error naming every mistake it could find, each with its file, line and key.
 """
 
 from __future__ import annotations
