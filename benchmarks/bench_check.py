@@ -6,6 +6,7 @@ Run: python benchmarks/bench_check.py [--runs N]. Target: under 2 s.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import subprocess
 import sys
@@ -30,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
             return result.returncode
     print(f"casabook check on {REPO.name}: exit {result.returncode}, {args.runs} runs")
     print(f"  median {statistics.median(times):.2f} s, min {min(times):.2f} s, max {max(times):.2f} s (target < 2 s)")
+    # Other work on the machine slows every run: the figure means little without it.
+    print("  load average (1, 5, 15 min): " + ", ".join(f"{load:.2f}" for load in os.getloadavg()))
     return 0
 
 

@@ -11,6 +11,7 @@ import nbformat
 import pytest
 from workshops import edit_yaml, git, make_workshop, tiny_notebook
 
+from casabook.atomic import leftovers
 from casabook.cli import main
 from casabook.links import Source, launch_url, parse_launch_url
 from casabook.model import load_workshop
@@ -37,6 +38,7 @@ def test_foreign_kernel_is_reported_and_fixed(workshop: Path, capsys):
     fixed = nbformat.read(workshop / CMS_NOTEBOOK, as_version=4)
     assert fixed.metadata.kernelspec.name == "python3"
     assert fixed.cells[1].source == "print('hello')"  # the rewrite keeps the cells
+    assert not leftovers(workshop / "notebooks" / "cms", "01-nanoevents.ipynb")
     assert not list((workshop / "notebooks" / "cms").glob(".*.tmp"))
 
 

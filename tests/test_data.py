@@ -176,3 +176,19 @@ def test_data_list_shows_each_file_and_its_source(capsys):
     for item in MANIFEST.files:
         assert item.name in out
     assert "scikit-hep-testdata 0.3.12" in out and "coffea 2026.9.0" in out
+
+
+def test_every_manifest_mistake_is_named_with_its_line(tmp_path: Path):
+    raw = yaml.safe_load(MANIFEST_PATH.read_text())
+    raw["files"][0]["sha256"] = "abc"
+    raw["sources"][0]["kind"] = "egg"
+    path = tmp_path / "manifest.yml"
+    path.write_text(yaml.safe_dump(raw, sort_keys=False))
+    with pytest.raises(CasabookError) as caught:
+        load_manifest(path)
+    mistakes = caught.value.mistakes
+    assert sorted(m.key for m in mistakes) == ["files.0.sha256", "sources.0.kind"]
+    lines = path.read_text().splitlines()
+    for mistake in mistakes:
+        assert mistake.code == "bad-manifest"
+        assert lines[mistake.line - 1].strip().startswith(mistake.key.rsplit(".", 1)[1] + ":"), mistake.render()

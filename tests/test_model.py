@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import re
 from pathlib import Path
 
 import pytest
@@ -34,7 +35,7 @@ def test_every_listed_notebook_belongs_to_exactly_one_track():
     workshop = load_workshop(REPO)
     paths = [entry.path for track in workshop.tracks.values() for entry in track.notebooks]
     assert len(paths) == len(set(paths)) >= 9
-    assert all(workshop.track_of(path) is not None for path in paths)
+    assert all(sum(track.notebook(path) is not None for track in workshop.tracks.values()) == 1 for path in paths)
 
 
 def test_session_times_are_zone_aware(workshop: Path):
@@ -83,7 +84,7 @@ def _text(old: str, new: str):
     return ("text", old, new)
 
 
-# (id, file, mutation, key expected in the message)
+# (id, file, mutation, the key expected in the message: one line per mistake, a tuple for several)
 CASES = [
     ("bad-yaml", "tracks/cms.yml", ("replace", "title: [unclosed\n"), None),
     ("top-level-list", "tracks/cms.yml", ("replace", "- a\n- b\n"), None),
@@ -98,8 +99,9 @@ CASES = [
     ("cap-negative", "tracks/cms.yml", _set("participant_cap", value=-5), "participant_cap"),
     ("cap-above-facility", "tracks/cms.yml", _set("participant_cap", value=61), "participant_cap"),
     ("unknown-facility", "tracks/cms.yml", _set("facility", value="nowhere"), "facility"),
+    # The renamed entry is missing, and the session still lists the old name: two mistakes, both named.
     ("missing-notebook", "tracks/cms.yml", _set("notebooks", 0, "path", value="notebooks/cms/99-missing.ipynb"),
-     "notebooks[0].path"),
+     ("notebooks[0].path", "schedule[0].notebooks[0]")),
     ("not-a-notebook", "tracks/cms.yml", _set("notebooks", 0, "path", value="notebooks/cms/readme.md"),
      "notebooks[0].path"),
     ("notebook-outside-repo", "tracks/cms.yml", _set("notebooks", 0, "path", value="../elsewhere.ipynb"),
@@ -110,7 +112,8 @@ CASES = [
     ("bad-email", "tracks/cms.yml", _set("organisers", 0, "email", value="not-an-address"), "organisers[0].email"),
     ("bad-time-zone", "tracks/cms.yml", _set("schedule", 0, "timezone", value="Mars/Olympus_Mons"),
      "schedule[0].timezone"),
-    ("unquoted-start", "tracks/cms.yml", _text('start: "13:00"', "start: 13:00"), "schedule[0].start"),
+    ("start-not-a-time", "tracks/cms.yml", _text('start: "13:00"', "start: 25:00"), "schedule[0].start"),
+    ("start-a-number", "tracks/cms.yml", _text('start: "13:00"', "start: 1300"), "schedule[0].start"),
     ("impossible-date", "tracks/cms.yml", _text("date: 2027-02-16", "date: 2027-02-30"), "schedule[1].date"),
     ("schedule-overflow", "tracks/cms.yml", _set("schedule", 0, "minutes", value=30), "schedule[0].minutes"),
     ("unlisted-session-notebook", "tracks/cms.yml",
@@ -136,7 +139,8 @@ CASES = [
 
 
 @pytest.mark.parametrize("file, mutation, key", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
-def test_malformed_input_exits_2_naming_file_and_key(workshop: Path, capsys, file: str, mutation, key: str | None):
+def test_malformed_input_exits_2_naming_file_and_key(workshop: Path, capsys, file: str, mutation,
+                                                     key: str | tuple[str, ...] | None):
     path = workshop / file
     if callable(mutation):
         edit_yaml(path, mutation)
@@ -154,10 +158,13 @@ def test_malformed_input_exits_2_naming_file_and_key(workshop: Path, capsys, fil
     assert main(["--root", str(workshop), "check"]) == 2
     err = capsys.readouterr().err
     assert "Traceback" not in err
-    assert len(err.strip().splitlines()) == 1, err
-    assert file in err
-    if key is not None:
-        assert f" {key}: " in err, err
+    keys = key if isinstance(key, tuple) else (key,)
+    lines = err.strip().splitlines()
+    assert len(lines) == len(keys), err
+    for line, one in zip(lines, keys):
+        assert file in line
+        if one is not None:
+            assert f" {one}: " in line, err
 
 
 @pytest.mark.parametrize("case, expected", [
@@ -181,9 +188,9 @@ def test_cross_file_mistakes(workshop: Path, capsys, case: str, expected: str):
 
 def test_error_names_the_line(workshop: Path):
     path = workshop / "tracks" / "cms.yml"
-    text = path.read_text().replace('start: "13:00"', "start: 13:00", 1)
+    text = path.read_text().replace('start: "13:00"', "start: 25:00", 1)
     path.write_text(text)
-    line = next(number for number, content in enumerate(text.splitlines(), 1) if "start: 13:00" in content)
+    line = next(number for number, content in enumerate(text.splitlines(), 1) if "start: 25:00" in content)
     with pytest.raises(CasabookError) as caught:
         load_workshop(workshop)
     assert caught.value.line == line
@@ -212,3 +219,64 @@ def test_extra_notebook_is_a_warning_not_an_error(workshop: Path, capsys):
     nbformat.write(tiny_notebook(), workshop / "notebooks" / "cms" / "99-draft.ipynb")
     assert main(["--root", str(workshop), "check"]) == 0
     assert "not listed in any track" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize("written, read, hour", [
+    ("9:00", "09:00", 9), ('"9:00"', "09:00", 9), ("09:00", "09:00", 9), ('"09:00"', "09:00", 9),
+    ("13:30", "13:30", 13), ("0:05", "00:05", 0),
+], ids=["unquoted-one-digit-hour", "quoted-one-digit-hour", "unquoted-two-digit-hour", "quoted-two-digit-hour",
+        "unquoted-afternoon", "unquoted-midnight"])
+def test_start_times_need_no_quotes(workshop: Path, written: str, read: str, hour: int):
+    path = workshop / "tracks" / "cms.yml"
+    path.write_text(path.read_text().replace('start: "13:00"', f"start: {written}", 1))
+    session = load_workshop(workshop).tracks["cms"].schedule[0]
+    assert session.start == read
+    assert (session.starts_at.hour, session.starts_at.minute) == (hour, int(read[-2:]))
+
+
+def _line_of(path: Path, text: str) -> int:
+    return next(number for number, content in enumerate(path.read_text().splitlines(), 1) if text in content)
+
+
+def test_three_mistakes_in_one_file_are_all_named(workshop: Path, capsys):
+    path = workshop / "tracks" / "cms.yml"
+    text = path.read_text().replace('start: "13:00"', "start: 25:00", 1)
+    text = text.replace("participant_cap: ", "participant_cap: -", 1).replace("title: ", "colour: blue\ntitle: ", 1)
+    path.write_text(text)
+    expected = [(_line_of(path, "colour: blue"), "colour", "unknown key"),
+                (_line_of(path, "participant_cap: -"), "participant_cap", "greater than 0"),
+                (_line_of(path, "start: 25:00"), "schedule[0].start", "24-hour time")]
+
+    with pytest.raises(CasabookError) as caught:
+        load_workshop(workshop)
+    assert [(m.line, m.key) for m in caught.value.mistakes] == [(line, key) for line, key, _ in expected]
+
+    assert main(["--root", str(workshop), "check"]) == 2
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    assert len(lines) == 3, err
+    for line, (number, key, what) in zip(lines, expected):
+        assert f"tracks/cms.yml:{number}: {key}: " in line and what in line and "[invalid]" in line, line
+
+
+def test_mistakes_in_several_files_are_reported_together(workshop: Path, capsys):
+    edit_yaml(workshop / "hub-config" / "atlas-af.yml", _set("hub", "port", value=8000))
+    edit_yaml(workshop / "tracks" / "opendata.yml", _set("notebooks", 0, "minutes", value=0))
+    edit_yaml(workshop / "tracks" / "cms.yml", _set("schedule", 0, "minutes", value=30))
+    assert main(["--root", str(workshop), "check"]) == 2
+    lines = capsys.readouterr().err.strip().splitlines()
+    assert len(lines) == 3, lines
+    assert [re.match(r"error: (\S+?):\d+: ", line)[1] for line in lines] == [
+        "hub-config/atlas-af.yml", "tracks/cms.yml", "tracks/opendata.yml"]
+    assert "hub.port" in lines[0] and "schedule[0].minutes" in lines[1] and "notebooks[0].minutes" in lines[2]
+
+
+def test_every_duplicate_key_is_named(workshop: Path):
+    path = workshop / "tracks" / "cms.yml"
+    path.write_text(path.read_text() + "title: Again\nsummary: Again\n")
+    with pytest.raises(CasabookError) as caught:
+        load_workshop(workshop)
+    assert [(m.code, m.key) for m in caught.value.mistakes] == [("duplicate-key", "title"), ("duplicate-key", "summary")]
+    total = len(path.read_text().splitlines())
+    assert [m.line for m in caught.value.mistakes] == [total - 1, total]

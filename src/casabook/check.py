@@ -1,14 +1,13 @@
 """`casabook check`: everything that can be known about the workshop without running a notebook.
 
-The loader's checks (files, keys, cross-references) stop at the first mistake with exit 2; the
-checks here look at every notebook and facility and report all findings in one table.
+The loader's checks (files, keys, cross-references) report every mistake in the files with exit 2;
+the checks here look at every notebook and facility and report all findings in one table (or JSON).
 """
 
 from __future__ import annotations
 
-import os
-import tempfile
-from dataclasses import dataclass
+import json
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
 
@@ -16,6 +15,7 @@ import nbformat
 from rich.console import Console
 from rich.table import Table
 
+from casabook.atomic import replacing
 from casabook.imports import missing_packages
 from casabook.model import Facility, Track, Workshop
 
@@ -40,15 +40,9 @@ def _read_notebook(path: Path) -> tuple[nbformat.NotebookNode | None, str]:
 
 
 def write_notebook_atomically(notebook: nbformat.NotebookNode, path: Path) -> None:
-    """Write beside the target and rename, so an interrupted write never leaves half a notebook."""
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8") as stream:
-            nbformat.write(notebook, stream)
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
+    """Replace the notebook whole, so an interrupted write never leaves half a notebook."""
+    with replacing(path) as stream:
+        nbformat.write(notebook, stream)
 
 
 def _kernel_display_name(kernel: str) -> str:
@@ -125,14 +119,19 @@ def run_checks(workshop: Workshop, *, fix: bool = False) -> list[Finding]:
 STYLE = {"ok": "green", "warning": "yellow", "error": "bold red"}
 
 
-def render(findings: list[Finding], console: Console) -> None:
+def render(findings: list[Finding], console: Console, fmt: str = "table") -> None:
+    """The findings as a table with a verdict (for people) or as JSON (for tools)."""
+    errors = sum(f.status == "error" for f in findings)
+    warnings = sum(f.status == "warning" for f in findings)
+    if fmt == "json":
+        print(json.dumps({"clean": not errors, "errors": errors, "warnings": warnings,
+                          "findings": [asdict(finding) for finding in findings]}, indent=2))
+        return
     table = Table(title="casabook check", show_lines=False)
     for column in ("check", "subject", "status", "detail"):
         table.add_column(column, overflow="fold")
     for finding in findings:
         table.add_row(finding.check, finding.subject, f"[{STYLE[finding.status]}]{finding.status}[/]", finding.detail)
     console.print(table)
-    errors = sum(f.status == "error" for f in findings)
-    warnings = sum(f.status == "warning" for f in findings)
     verdict = "[bold red]not clean[/]" if errors else "[green]clean[/]"
     console.print(f"{verdict}: {errors} error(s), {warnings} warning(s), {len(findings)} check(s)")

@@ -10,6 +10,7 @@ verified: it is written to a temporary file beside its final place and renamed.
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import shutil
 import subprocess
@@ -18,24 +19,17 @@ import tarfile
 import tempfile
 import zipfile
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import IO, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    DownloadColumn,
-    Progress,
-    SpinnerColumn,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
-from casabook.errors import CasabookError
+from casabook.atomic import leftovers, replacing
+from casabook.errors import CasabookError, collect
+from casabook.progress import Bar, progress_bar
+from casabook.yamlfile import read_yaml
 
 MANIFEST_PATH = Path(__file__).with_name("data_manifest.yml")
 ARCHIVES_FOLDER = "archives"
@@ -110,18 +104,18 @@ class Manifest(_Strict):
 
 
 def load_manifest(path: Path | None = None) -> Manifest:
-    """The manifest shipped with casabook (or the one at `path`), validated."""
+    """The manifest shipped with casabook (or the one at `path`), validated: every mistake at once."""
     path = path or MANIFEST_PATH
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
-    except (OSError, yaml.YAMLError) as error:
-        raise CasabookError("bad-manifest", f"cannot read the data manifest: {error}", file=path) from None
+        doc = read_yaml(path)
+    except CasabookError as error:
+        raise CasabookError("bad-manifest", f"cannot read the data manifest: {error.render()}", file=path) from None
     try:
-        return Manifest.model_validate(raw)
+        return Manifest.model_validate(doc.data)
     except ValidationError as error:
-        first = error.errors()[0]
-        key = ".".join(str(part) for part in first["loc"]) or None
-        raise CasabookError("bad-manifest", first["msg"], file=path, key=key) from None
+        raise collect(CasabookError("bad-manifest", problem["msg"], file=path, line=doc.line_of(tuple(problem["loc"])),
+                                    key=".".join(str(part) for part in problem["loc"]) or None)
+                      for problem in error.errors()) from None
 
 
 def data_checksums(manifest: Manifest | None = None) -> dict[str, str]:
@@ -171,7 +165,8 @@ def fetch(dest: Path | None = None, cache: Path | None = None, console: Console 
         by_source.setdefault(manifest.source_of(item), []).append(item)
 
     downloaded: list[str] = []
-    with _progress(console) as progress:
+    with progress_bar(console, "sample data", total=sum(item.size for item in missing), units="bytes",
+                      transient=False) as progress:
         for source, items in by_source.items():
             archive = cache / ARCHIVES_FOLDER / source.archive
             if not archive.is_file():
@@ -185,6 +180,15 @@ def fetch(dest: Path | None = None, cache: Path | None = None, console: Console 
         f"all {len(manifest.files)} present and verified in {dest}"
     )
     return [dest / item.name for item in manifest.files]
+
+
+def render(console: Console, fmt: str = "table", manifest: Manifest | None = None) -> None:
+    """The manifest as a table (for people) or as JSON (for tools): one entry per sample file."""
+    manifest = manifest or load_manifest()
+    if fmt == "json":
+        print(json.dumps([item.model_dump(mode="json") for item in manifest.files], indent=2))
+    else:
+        console.print(render_table(manifest))
 
 
 def render_table(manifest: Manifest | None = None) -> Table:
@@ -220,18 +224,8 @@ def _is_verified(path: Path, item: SampleFile) -> bool:
 def _remove_leftover_parts(dest: Path, manifest: Manifest) -> None:
     # A run killed mid-copy leaves its temporary file; it was never renamed, so it is garbage.
     for item in manifest.files:
-        for part in dest.glob(f".{item.name}.*.part"):
+        for part in leftovers(dest, item.name):
             part.unlink(missing_ok=True)
-
-
-@contextmanager
-def _progress(console: Console) -> Iterator[Progress]:
-    progress = Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), BarColumn(), DownloadColumn(),
-        TimeElapsedColumn(), console=console,
-    )
-    with progress:
-        yield progress
 
 
 def _pip_environment() -> dict[str, str]:
@@ -242,9 +236,9 @@ def _pip_environment() -> dict[str, str]:
     return env
 
 
-def _download(source: Source, archive: Path, progress: Progress) -> None:
+def _download(source: Source, archive: Path, progress: Bar) -> None:
     """Download one pinned archive with pip into the cache; on failure leave the cache unchanged."""
-    task = progress.add_task(f"pip download {source.archive}", total=None)
+    line = progress.line(f"pip download {source.archive}")
     archive.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=".download-", dir=archive.parent))
     try:
@@ -260,13 +254,13 @@ def _download(source: Source, archive: Path, progress: Progress) -> None:
         result = subprocess.run(command, capture_output=True, text=True, env=_pip_environment(), check=False)
         saved = staging / "out" / source.archive
         if result.returncode != 0 or not saved.is_file():
-            progress.remove_task(task)
+            line.remove()
             raise _download_error(source, archive, result)
+        # pip wrote the whole archive beside the cache: one rename puts it in place.
         os.replace(saved, archive)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    progress.update(task, total=archive.stat().st_size, completed=archive.stat().st_size,
-                    description=f"downloaded {source.archive}")
+    line.finish(archive.stat().st_size)
 
 
 def _download_error(source: Source, archive: Path, result: subprocess.CompletedProcess[str]) -> CasabookError:
@@ -287,7 +281,7 @@ def _download_error(source: Source, archive: Path, result: subprocess.CompletedP
     )
 
 
-def _extract(source: Source, archive: Path, items: list[SampleFile], dest: Path, progress: Progress) -> None:
+def _extract(source: Source, archive: Path, items: list[SampleFile], dest: Path, progress: Bar) -> None:
     wanted = {item.path: item for item in items}
     done: set[str] = set()
     for member_path, stream in _members(source, archive, set(wanted)):
@@ -326,19 +320,16 @@ def _members(source: Source, archive: Path, paths: set[str]) -> Iterator[tuple[s
         ) from None
 
 
-def _write_verified(stream: IO[bytes], item: SampleFile, archive: Path, dest: Path, progress: Progress) -> None:
-    task = progress.add_task(f"unpacking {item.name}", total=item.size)
-    handle, temporary = tempfile.mkstemp(prefix=f".{item.name}.", suffix=".part", dir=dest)
-    temporary_path = Path(temporary)
-    try:
-        digest = hashlib.sha256()
-        with os.fdopen(handle, "wb") as out:
-            for chunk in iter(lambda: stream.read(_CHUNK), b""):
-                digest.update(chunk)
-                out.write(chunk)
-                progress.advance(task, len(chunk))
-            out.flush()
-            os.fsync(out.fileno())
+def _write_verified(stream: IO[bytes], item: SampleFile, archive: Path, dest: Path, progress: Bar) -> None:
+    line = progress.line(f"unpacking {item.name}", total=item.size)
+    digest = hashlib.sha256()
+    # A mismatch raised inside `replacing` removes the copy: only a verified file is ever renamed in.
+    with replacing(dest / item.name, "wb") as out:
+        for chunk in iter(lambda: stream.read(_CHUNK), b""):
+            digest.update(chunk)
+            out.write(chunk)
+            line.advance(len(chunk))
+            progress.advance(len(chunk))
         if digest.hexdigest() != item.sha256:
             raise CasabookError(
                 "checksum-mismatch",
@@ -347,17 +338,6 @@ def _write_verified(stream: IO[bytes], item: SampleFile, archive: Path, dest: Pa
                 f"`casabook data fetch` again",
                 file=item.name,
             )
-        # mkstemp creates the file private (0600); a data folder is shared like any other file.
-        os.chmod(temporary_path, 0o666 & ~_umask())
-        os.replace(temporary_path, dest / item.name)
-    finally:
-        temporary_path.unlink(missing_ok=True)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def _human_size(size: int) -> str:

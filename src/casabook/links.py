@@ -13,6 +13,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import parse_qs, quote, urlencode, urlsplit
 
+from rich.console import Console
+from rich.markup import escape
+
 from casabook.errors import CasabookError
 from casabook.model import Facility, Track, Workshop
 
@@ -127,6 +130,12 @@ def broken_links(root: Path, links: list[LaunchLink]) -> list[tuple[LaunchLink, 
         elif _git(root, "cat-file", "-e", f"{ref}:{link.notebook}").returncode != 0:
             broken.append((link, f"{link.notebook} is not committed on branch {branch!r}"))
     return broken
+
+
+def render_broken(broken: list[tuple[LaunchLink, str]], console: Console) -> None:
+    """One line per broken link: its track and what is wrong."""
+    for link, reason in broken:
+        console.print(f"[bold red]broken link:[/] {escape(link.track)}: {escape(reason)}", highlight=False)
 
 
 def render_links(links: list[LaunchLink], fmt: str) -> str:

@@ -1,7 +1,8 @@
 """Typed Track / Facility / Workshop objects, and the one loader.
 
 `load_workshop(root)` reads tracks/*.yml and hub-config/*.yml once; everything else in casabook
-takes the objects it returns and never parses YAML again.
+takes the objects it returns and never parses YAML again. A workshop with mistakes raises one
+error naming every mistake it could find, each with its file, line and key.
 """
 
 from __future__ import annotations
@@ -15,13 +16,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from casabook.errors import CasabookError
+from casabook.errors import CasabookError, collect
 from casabook.yamlfile import KeyPath, YamlFile, read_yaml
 
 TRACKS_DIR = "tracks"
 FACILITIES_DIR = "hub-config"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+START_PATTERN = r"^([01]?\d|2[0-3]):([0-5]\d)$"
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -53,7 +55,8 @@ class Authenticator(Strict):
     issuer: str | None = Field(None, description="the OIDC issuer URL (generic-oidc); local-oidc fills it at start")
     client_id: str = Field(description="the OAuth client id registered with the identity provider")
     client_secret_env: str = Field(description="name of the environment variable holding the client secret (never the secret)")
-    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"])
+    scopes: list[str] = Field(default_factory=lambda: ["openid", "profile", "email"],
+                              description="OAuth scopes the hub asks the identity provider for")
     username_claim: str = Field("preferred_username", description="the claim that becomes the JupyterHub user name")
     groups_claim: str | None = Field(None, description="the claim listing the user's groups")
     allowed_groups: list[str] = Field(default_factory=list, description="groups whose members may log in")
@@ -84,14 +87,15 @@ class Caps(Strict):
 
 
 class Resources(Strict):
-    cores_per_user: PositiveFloat
-    memory_gib_per_user: PositiveFloat
+    cores_per_user: PositiveFloat = Field(description="CPU cores each participant's server gets")
+    memory_gib_per_user: PositiveFloat = Field(description="memory (GiB) each participant's server gets")
     total_cores: PositiveFloat = Field(description="what the facility can give this workshop, all users together")
-    total_memory_gib: PositiveFloat
+    total_memory_gib: PositiveFloat = Field(description="memory (GiB) the facility can give this workshop, all users together")
 
 
 class Spawner(Strict):
-    kind: Literal["local-process", "kubernetes"]
+    kind: Literal["local-process", "kubernetes"] = Field(
+        description="local-process (servers on this machine) or kubernetes (zero-to-jupyterhub)")
     image: str | None = Field(None, description="the user image (kubernetes)")
 
     @model_validator(mode="after")
@@ -103,12 +107,12 @@ class Spawner(Strict):
 
 class Facility(Strict):
     name: str = Field("", description="taken from the file name")
-    title: str
-    hub: Hub
-    authenticator: Authenticator
-    caps: Caps
-    resources: Resources
-    spawner: Spawner
+    title: str = Field(description="the facility's name as people say it, e.g. Coffea-casa at T2 Nebraska (CMS)")
+    hub: Hub = Field(description="where the hub is and how long a server may take to start")
+    authenticator: Authenticator = Field(description="how participants log in")
+    caps: Caps = Field(description="how many participants and servers the hub admits")
+    resources: Resources = Field(description="CPU and memory per participant and in total")
+    spawner: Spawner = Field(description="how participants' servers are started")
     kernel: str = Field(description="the kernel name notebooks must declare")
     packages: dict[str, str] = Field(description="distributions the user image provides: name -> version spec ('' for any)")
     environment: dict[str, str] = Field(default_factory=dict, description="environment variables a session sees")
@@ -150,8 +154,8 @@ class Facility(Strict):
 
 
 class Person(Strict):
-    name: str
-    email: str
+    name: str = Field(description="the organiser's name")
+    email: str = Field(description="where attendees write to")
 
     @field_validator("email")
     @classmethod
@@ -163,7 +167,7 @@ class Person(Strict):
 
 class NotebookEntry(Strict):
     path: str = Field(description="the notebook, relative to the repository")
-    title: str
+    title: str = Field(description="the notebook's title on the track's page and in the launch links")
     minutes: PositiveInt = Field(description="time planned for it in a session")
 
     @field_validator("path")
@@ -175,19 +179,22 @@ class NotebookEntry(Strict):
 
 
 class Session(Strict):
-    title: str
-    date: dt.date
-    start: str = Field(description="local start time, quoted: \"09:00\"")
+    title: str = Field(description="the session's title")
+    date: dt.date = Field(description="the day, YYYY-MM-DD")
+    start: str = Field(description="local start time, 24-hour H:MM or HH:MM, e.g. 9:00",
+                       json_schema_extra={"pattern": START_PATTERN})
     timezone: str = Field(description="an IANA time zone, e.g. America/Chicago")
-    minutes: PositiveInt
-    notebooks: list[str] = Field(default_factory=list)
+    minutes: PositiveInt = Field(description="how long the session lasts")
+    notebooks: list[str] = Field(default_factory=list, description="the notebooks taught in it (paths from the track's notebooks)")
 
     @field_validator("start", mode="before")
     @classmethod
     def _start(cls, value: Any) -> str:
-        if not isinstance(value, str) or not re.match(r"^([01]\d|2[0-3]):[0-5]\d$", value):
-            raise ValueError('expected a quoted 24-hour time "HH:MM" (YAML reads 9:30 unquoted as a number)')
-        return value
+        # YAML 1.2 reads 9:00 unquoted as the text "9:00"; both it and "09:00" mean nine o'clock.
+        match = re.match(START_PATTERN, value) if isinstance(value, str) else None
+        if match is None:
+            raise ValueError("expected a 24-hour time H:MM or HH:MM, e.g. 9:00 or 13:30")
+        return f"{int(match[1]):02d}:{match[2]}"
 
     @field_validator("timezone")
     @classmethod
@@ -216,16 +223,16 @@ class Materials(Strict):
 
 class Track(Strict):
     name: str = Field("", description="taken from the file name")
-    title: str
-    summary: str
-    audience: str
+    title: str = Field(description="the track's title")
+    summary: str = Field(description="what attendees learn, in a sentence or two")
+    audience: str = Field(description="who the track is for")
     facility: str = Field(description="the name of a hub-config/<name>.yml file")
-    participant_cap: PositiveInt
-    organisers: list[Person] = Field(min_length=1)
-    prerequisites: list[str] = Field(default_factory=list)
-    notebooks: list[NotebookEntry] = Field(min_length=1)
-    schedule: list[Session] = Field(default_factory=list)
-    materials: Materials = Field(default_factory=Materials)
+    participant_cap: PositiveInt = Field(description="participants this track admits (within its facility's cap)")
+    organisers: list[Person] = Field(min_length=1, description="who runs the track (at least one)")
+    prerequisites: list[str] = Field(default_factory=list, description="what attendees should know beforehand")
+    notebooks: list[NotebookEntry] = Field(min_length=1, description="the track's notebooks, in teaching order")
+    schedule: list[Session] = Field(default_factory=list, description="the sessions and the notebooks each teaches")
+    materials: Materials = Field(default_factory=Materials, description="where attendees pull the notebooks from")
 
     def notebook(self, path: str) -> NotebookEntry | None:
         return next((entry for entry in self.notebooks if entry.path == path), None)
@@ -242,9 +249,6 @@ class Workshop:
 
     def facility_of(self, track: Track) -> Facility:
         return self.facilities[track.facility]
-
-    def track_of(self, notebook_path: str) -> Track | None:
-        return next((t for t in self.tracks.values() if t.notebook(notebook_path)), None)
 
     def select_tracks(self, names: list[str] | None) -> list[Track]:
         if not names:
@@ -311,93 +315,139 @@ def _model_at(model: type[BaseModel], loc: KeyPath) -> type[BaseModel] | None:
     return current if isinstance(current, type) and issubclass(current, BaseModel) else None
 
 
-def _parse(model: type[Strict], doc: YamlFile, name: str) -> Any:
+def _parse(model: type[Strict], doc: YamlFile, name: str) -> tuple[Any, list[CasabookError]]:
+    """The file as a `model` object (None where it cannot be built), and every mistake found in it."""
     if not isinstance(doc.data, dict):
-        raise doc.error("not-a-mapping", (), f"expected a mapping of keys at the top of the file, got {type(doc.data).__name__}")
-    if "name" in doc.data:
-        raise doc.error("name-from-file", ("name",), f"remove this key: the name is the file name ({name!r})")
+        return None, [doc.error("not-a-mapping", (),
+                                f"expected a mapping of keys at the top of the file, got {type(doc.data).__name__}")]
+    mistakes: list[CasabookError] = []
     if not NAME_PATTERN.match(name):
-        raise doc.error("bad-file-name", (), "file names must be lower-case letters, digits and dashes (they become names)")
+        mistakes.append(doc.error("bad-file-name", (),
+                                  "file names must be lower-case letters, digits and dashes (they become names)"))
+    if "name" in doc.data:
+        mistakes.append(doc.error("name-from-file", ("name",), f"remove this key: the name is the file name ({name!r})"))
     try:
-        return model.model_validate({**doc.data, "name": name})
+        parsed = model.model_validate({**doc.data, "name": name})
     except ValidationError as error:
-        first = error.errors()[0]
-        loc = tuple(part for part in first["loc"] if part != "name" or len(first["loc"]) > 1)
-        raise doc.error("invalid", loc, _explain(first, model, loc)) from None
+        seen: set[KeyPath] = set()
+        for problem in error.errors():
+            loc = tuple(problem["loc"])
+            if loc not in seen:  # a value wrong for every member of a union is one mistake, not one per member
+                seen.add(loc)
+                mistakes.append(doc.error("invalid", loc, _explain(problem, model, loc)))
+        return None, mistakes
+    return (None if mistakes else parsed), mistakes
 
 
 def load_facility(path: Path, root: Path) -> Facility:
     doc = read_yaml(path, str(path.relative_to(root)))
-    return _parse(Facility, doc, path.stem)
+    facility, mistakes = _parse(Facility, doc, path.stem)
+    if mistakes:
+        raise collect(mistakes)
+    return facility
 
 
 def _yaml_files(folder: Path) -> list[Path]:
     return sorted([*folder.glob("*.yml"), *folder.glob("*.yaml")])
 
 
-def load_workshop(root: Path | None = None) -> Workshop:
-    """Read every track and facility file once, check them against each other, and return the workshop."""
-    root = find_root(root)
-    facilities: dict[str, Facility] = {}
-    for path in _yaml_files(root / FACILITIES_DIR):
-        facilities[path.stem] = load_facility(path, root)
-    if not facilities:
-        raise CasabookError("no-facilities", f"no facility files (*.yml) in {FACILITIES_DIR}/", file=FACILITIES_DIR)
-
-    tracks: dict[str, Track] = {}
+def _read_all(root: Path, folder: str, model: type[Strict],
+              mistakes: list[CasabookError]) -> tuple[dict[str, Any], dict[str, YamlFile], set[str]]:
+    """Every file of `folder` as `model` objects, its documents, and the names of all its files (valid or not)."""
+    parsed: dict[str, Any] = {}
     docs: dict[str, YamlFile] = {}
-    for path in _yaml_files(root / TRACKS_DIR):
-        doc = read_yaml(path, str(path.relative_to(root)))
-        tracks[path.stem] = _parse(Track, doc, path.stem)
-        docs[path.stem] = doc
-    if not tracks:
-        raise CasabookError("no-tracks", f"no track files (*.yml) in {TRACKS_DIR}/", file=TRACKS_DIR)
+    names: set[str] = set()
+    for path in _yaml_files(root / folder):
+        names.add(path.stem)
+        try:
+            doc = read_yaml(path, str(path.relative_to(root)))
+        except CasabookError as error:
+            mistakes.append(error)
+            continue
+        value, found = _parse(model, doc, path.stem)
+        mistakes.extend(found)
+        if value is not None:
+            parsed[path.stem], docs[path.stem] = value, doc
+    return parsed, docs, names
+
+
+def load_workshop(root: Path | None = None) -> Workshop:
+    """Read every track and facility file once, check them against each other, and return the workshop.
+
+    Every mistake found is reported in one error: all of each file's, and the cross-file ones the
+    valid files allow to be checked.
+    """
+    root = find_root(root)
+    mistakes: list[CasabookError] = []
+    facilities, _, facility_files = _read_all(root, FACILITIES_DIR, Facility, mistakes)
+    if not facility_files:  # then every track would name an unknown facility: nothing more to say
+        raise CasabookError("no-facilities", f"no facility files (*.yml) in {FACILITIES_DIR}/", file=FACILITIES_DIR)
+    tracks, docs, track_files = _read_all(root, TRACKS_DIR, Track, mistakes)
+    if not track_files:
+        mistakes.append(CasabookError("no-tracks", f"no track files (*.yml) in {TRACKS_DIR}/", file=TRACKS_DIR))
 
     owner: dict[str, str] = {}
     load: dict[str, int] = {}
     for name, track in tracks.items():
-        _check_track(root, track, docs[name], facilities, owner)
-        load[track.facility] = load.get(track.facility, 0) + track.participant_cap
+        if track.facility not in facility_files:
+            mistakes.append(docs[name].error(
+                "unknown-facility", ("facility",),
+                f"no facility {track.facility!r}; expected one of: {', '.join(sorted(facility_files))} "
+                f"(files in {FACILITIES_DIR}/)"))
+        mistakes.extend(_check_notebooks(root, track, docs[name], owner))
+        # A facility whose own file has mistakes was reported above; its caps are not known.
+        if track.facility in facilities:
+            mistakes.extend(_check_cap(track, docs[name], facilities[track.facility]))
+            load[track.facility] = load.get(track.facility, 0) + track.participant_cap
     for facility_name, seats in load.items():
         facility = facilities[facility_name]
         if seats > facility.caps.participants:
             sharing = [n for n, t in tracks.items() if t.facility == facility_name]
-            doc = docs[sharing[-1]]
-            raise doc.error("cap-above-facility", ("participant_cap",),
-                            f"tracks {', '.join(sharing)} on facility {facility_name!r} admit {seats} participants "
-                            f"together, above its cap of {facility.caps.participants} (hub-config/{facility_name}.yml caps.participants)")
+            if any(tracks[n].participant_cap > facility.caps.participants for n in sharing):
+                continue  # already reported for the track that alone is above the cap
+            mistakes.append(docs[sharing[-1]].error(
+                "cap-above-facility", ("participant_cap",),
+                f"tracks {', '.join(sharing)} on facility {facility_name!r} admit {seats} participants "
+                f"together, above its cap of {facility.caps.participants} (hub-config/{facility_name}.yml caps.participants)"))
+    if mistakes:
+        # File by file, top to bottom: the order a person mends them in.
+        raise collect(sorted(mistakes, key=lambda mistake: (mistake.file or "", mistake.line or 0)))
     return Workshop(root=root, tracks=tracks, facilities=facilities)
 
 
-def _check_track(root: Path, track: Track, doc: YamlFile, facilities: dict[str, Facility],
-                 owner: dict[str, str]) -> None:
-    if track.facility not in facilities:
-        raise doc.error("unknown-facility", ("facility",),
-                        f"no facility {track.facility!r}; expected one of: {', '.join(sorted(facilities))} (files in {FACILITIES_DIR}/)")
-    facility = facilities[track.facility]
+def _check_cap(track: Track, doc: YamlFile, facility: Facility) -> list[CasabookError]:
     if track.participant_cap > facility.caps.participants:
-        raise doc.error("cap-above-facility", ("participant_cap",),
-                        f"{track.participant_cap} is above facility {facility.name!r}'s cap of {facility.caps.participants}")
+        return [doc.error("cap-above-facility", ("participant_cap",),
+                          f"{track.participant_cap} is above facility {facility.name!r}'s cap of {facility.caps.participants}")]
+    return []
+
+
+def _check_notebooks(root: Path, track: Track, doc: YamlFile, owner: dict[str, str]) -> list[CasabookError]:
+    mistakes: list[CasabookError] = []
     listed: set[str] = set()
     for index, entry in enumerate(track.notebooks):
         key = ("notebooks", index, "path")
         if entry.path in listed:
-            raise doc.error("duplicate-notebook", key, f"{entry.path!r} is listed twice in this track")
+            mistakes.append(doc.error("duplicate-notebook", key, f"{entry.path!r} is listed twice in this track"))
+            continue
         if entry.path in owner:
-            raise doc.error("notebook-in-two-tracks", key,
-                            f"{entry.path!r} already belongs to track {owner[entry.path]!r}; a notebook belongs to one track")
-        if not (root / entry.path).is_file():
-            raise doc.error("notebook-missing", key, f"{entry.path!r} does not exist")
+            mistakes.append(doc.error(
+                "notebook-in-two-tracks", key,
+                f"{entry.path!r} already belongs to track {owner[entry.path]!r}; a notebook belongs to one track"))
+        elif not (root / entry.path).is_file():
+            mistakes.append(doc.error("notebook-missing", key, f"{entry.path!r} does not exist"))
         listed.add(entry.path)
-        owner[entry.path] = track.name
+        owner.setdefault(entry.path, track.name)
     for index, session in enumerate(track.schedule):
         planned = 0
         for position, path in enumerate(session.notebooks):
             entry = track.notebook(path)
             if entry is None:
-                raise doc.error("unscheduled-notebook", ("schedule", index, "notebooks", position),
-                                f"{path!r} is not listed in this track's notebooks")
+                mistakes.append(doc.error("unscheduled-notebook", ("schedule", index, "notebooks", position),
+                                          f"{path!r} is not listed in this track's notebooks"))
+                continue
             planned += entry.minutes
         if planned > session.minutes:
-            raise doc.error("schedule-overflow", ("schedule", index, "minutes"),
-                            f"session of {session.minutes} minutes holds {planned} minutes of notebooks")
+            mistakes.append(doc.error("schedule-overflow", ("schedule", index, "minutes"),
+                                      f"session of {session.minutes} minutes holds {planned} minutes of notebooks"))
+    return mistakes

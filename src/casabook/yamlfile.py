@@ -1,7 +1,8 @@
-"""Read one YAML file into plain data plus a map from key paths to line numbers.
+"""Read one YAML 1.2 file into plain data plus a map from key paths to line numbers.
 
-The map lets every error name the line of the key it is about. Duplicate keys, which PyYAML
-silently collapses to the last one, are refused here because the first value would be lost.
+YAML 1.2 (ruamel.yaml) reads `start: 9:00` as the text "9:00", where YAML 1.1 readers make it
+the number 540. The line map lets every error name the line of the key it is about. Duplicate
+keys are refused here, all of them at once, because the first value would otherwise be lost.
 """
 
 from __future__ import annotations
@@ -10,21 +11,21 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
+from ruamel.yaml import YAML
+from ruamel.yaml.constructor import SafeConstructor
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+from ruamel.yaml.nodes import MappingNode, Node, SequenceNode
 
-from casabook.errors import CasabookError
+from casabook.errors import CasabookError, collect
 
 KeyPath = tuple[str | int, ...]
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that leaves dates as text, so the model checks them and names the key when one is wrong."""
+class _DatesAsText(SafeConstructor):
+    """Leaves dates as text, so the model checks them and names the key when one is wrong."""
 
 
-_Loader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+_DatesAsText.add_constructor("tag:yaml.org,2002:timestamp", SafeConstructor.construct_yaml_str)
 
 
 def format_key(path: KeyPath) -> str:
@@ -57,23 +58,30 @@ class YamlFile:
                              line=self.line_of(key))
 
 
-def _walk(node: yaml.Node, path: KeyPath, lines: dict[KeyPath, int], file: str) -> None:
-    lines[path] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
+def _walk(node: Node, path: KeyPath, lines: dict[KeyPath, int], file: str, duplicates: list[CasabookError]) -> None:
+    lines.setdefault(path, node.start_mark.line + 1)
+    if isinstance(node, MappingNode):
         seen: set[str] = set()
         for key_node, value_node in node.value:
             key = str(key_node.value)
             if key in seen:
-                raise CasabookError("duplicate-key", f"key {key!r} appears twice in one mapping",
-                                    file=file, key=format_key((*path, key)),
-                                    line=key_node.start_mark.line + 1)
+                duplicates.append(CasabookError("duplicate-key", f"key {key!r} appears twice in one mapping",
+                                                file=file, key=format_key((*path, key)),
+                                                line=key_node.start_mark.line + 1))
+                continue
             seen.add(key)
+            # A key's line is where the key is written, not where its value starts.
             lines[(*path, key)] = key_node.start_mark.line + 1
-            _walk(value_node, (*path, key), lines, file)
-            lines[(*path, key)] = key_node.start_mark.line + 1
-    elif isinstance(node, yaml.SequenceNode):
+            _walk(value_node, (*path, key), lines, file, duplicates)
+    elif isinstance(node, SequenceNode):
         for index, item in enumerate(node.value):
-            _walk(item, (*path, index), lines, file)
+            _walk(item, (*path, index), lines, file, duplicates)
+
+
+def _reader() -> YAML:
+    reader = YAML(typ="safe", pure=True)
+    reader.Constructor = _DatesAsText
+    return reader
 
 
 def read_yaml(path: Path, display: str | None = None) -> YamlFile:
@@ -84,15 +92,20 @@ def read_yaml(path: Path, display: str | None = None) -> YamlFile:
         raise CasabookError("file-missing", "file not found", file=display) from None
     except (OSError, UnicodeDecodeError) as error:
         raise CasabookError("file-unreadable", f"cannot read the file: {error}", file=display) from None
+    reader = _reader()
     try:
-        root = yaml.compose(text, Loader=_Loader)
-        data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
-    except yaml.YAMLError as error:
-        mark = getattr(error, "problem_mark", None)
-        problem = getattr(error, "problem", None) or str(error).splitlines()[0]
+        root = reader.compose(text)
+        lines: dict[KeyPath, int] = {}
+        duplicates: list[CasabookError] = []
+        if root is not None:
+            _walk(root, (), lines, display, duplicates)
+        if duplicates:
+            raise collect(duplicates)
+        # The tree is composed once: the constructor turns the same nodes into data.
+        data = reader.constructor.construct_document(root) if root is not None else None
+    except YAMLError as error:
+        mark = error.problem_mark if isinstance(error, MarkedYAMLError) else None
+        problem = (error.problem if isinstance(error, MarkedYAMLError) else None) or str(error).splitlines()[0]
         raise CasabookError("bad-yaml", f"not valid YAML: {problem}", file=display,
                             line=mark.line + 1 if mark else None) from None
-    lines: dict[KeyPath, int] = {}
-    if root is not None:
-        _walk(root, (), lines, display)
     return YamlFile(path=path, display=display, data=data, lines=lines)
