@@ -130,7 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     # validate: the papermill matrix, every notebook against each facility's hub configuration (casabook.validation.matrix)
     def _cmd_validate(args: argparse.Namespace) -> int:
         from casabook.model import load_workshop
-        from casabook.validation.report import failure_lines, summary_table
+        from casabook.validation.summary import failure_lines, summary_table
         from casabook.validation.matrix import validate
 
         limits = {name: value for name, value in (("cell_timeout", args.cell_timeout),

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from casabook.model import Facility
-from casabook.validation.report import CellRef, Failure
+from casabook.validation.results import CellRef, Failure
 
 # Imported once by the fork server; every run's child inherits them already loaded. "__main__" too:
 # a child whose __main__ is already the parent's skips re-running the parent's script. As with any
@@ -177,9 +177,10 @@ def _save(managers: list[Any], path: Path) -> None:
 def _source_cell(executed_nb: Any, executed_index: int) -> CellRef:
     """The cell as the attendee sees it: papermill's injected parameters cell shifts those after it by one."""
     from casabook.validation.checks import INJECTED_TAG, first_line
+    from casabook.validation.notebooks import cell_tags
 
     cells = executed_nb.cells
-    injected = next((i for i, c in enumerate(cells) if INJECTED_TAG in c.get("metadata", {}).get("tags", [])), None)
+    injected = next((i for i, c in enumerate(cells) if INJECTED_TAG in cell_tags(c)), None)
     line = first_line(cells[executed_index])
     if injected is None or executed_index < injected:
         return CellRef(index=executed_index, first_line=line)
