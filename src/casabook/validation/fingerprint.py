@@ -1,4 +1,4 @@
-"""The hashes a run's cache key is made of: what a notebook asks a kernel to do, and what lies beside it."""
+"""The hashes a run's cache key is made of (a notebook's cells, the files beside it, any JSON value)."""
 
 from __future__ import annotations
 

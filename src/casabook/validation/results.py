@@ -1,4 +1,4 @@
-"""The result types of a validation: a run's status, failures and substitutions, and the report over all runs.
+"""The result types a validation produces: each run's result (status, failures, substitutions), the report.
 
 The pool and the child that runs a notebook make `Failure`s, the orchestration makes `RunResult`s
 and the `Report`; the report writer and the terminal summary read them. They live here, apart from

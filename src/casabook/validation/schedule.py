@@ -1,4 +1,4 @@
-"""The order runs start in: longest expected first, so the last to start is a short one and the jobs end together."""
+"""The order runs start in: longest expected first (the last to start is then a short one, so the jobs end together)."""
 
 from __future__ import annotations
 
