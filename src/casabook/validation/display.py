@@ -5,8 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
-
+from rich.console import Console
 from rich.markup import escape
 
 from casabook.progress import progress_bar
@@ -16,7 +15,7 @@ _STATUS_WIDTH = 120
 
 
 @contextmanager
-def matrix_progress(console: Any, total: int, done: int) -> Iterator[Callable[[str, Run, str], None]]:
+def matrix_progress(console: Console | None, total: int, done: int) -> Iterator[Callable[[str, Run, str], None]]:
     """An `event(kind, run, detail)` for the pool's "start", "cell" and "done" (detail: the status)."""
     active: dict[str, str] = {}
     with progress_bar(console, "validate", total, done=done) as bar:
