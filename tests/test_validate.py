@@ -295,6 +295,9 @@ def test_cache_hits_unchanged_and_output_only_changes_and_misses_on_a_changed_ce
 
     first = run()
     assert first.run("notebooks/t/counted.ipynb", "local").status == "passed" and times_run() == 1
+    # The pass and the failure found before the kernel started are stored, each whole: no temporary file beside them.
+    stored = {path.name for path in (tmp_path / "out" / "cache").iterdir()}
+    assert stored == {f"{first.run(f'notebooks/t/{name}.ipynb', 'local').key}.json" for name in ("counted", "lacks-a-package")}
 
     second = run()
     assert second.run("notebooks/t/counted.ipynb", "local").status == "cached" and times_run() == 1
