@@ -27,6 +27,7 @@ from pathlib import Path
 from typing import Any
 
 from casabook.model import Facility
+from casabook.validation.notebooks import cell_tags
 from casabook.validation.results import CellRef, Failure
 
 # Imported once by the fork server; every run's child inherits them already loaded. "__main__" too:
@@ -177,7 +178,6 @@ def _save(managers: list[Any], path: Path) -> None:
 def _source_cell(executed_nb: Any, executed_index: int) -> CellRef:
     """The cell as the attendee sees it: papermill's injected parameters cell shifts those after it by one."""
     from casabook.validation.checks import INJECTED_TAG, first_line
-    from casabook.validation.notebooks import cell_tags
 
     cells = executed_nb.cells
     injected = next((i for i, c in enumerate(cells) if INJECTED_TAG in cell_tags(c)), None)
