@@ -6,6 +6,8 @@ repository's own facility files; each run starts a real ipykernel.
 
 from __future__ import annotations
 
+import datetime as dt
+import io
 import json
 import sys
 from pathlib import Path
@@ -14,13 +16,16 @@ import nbformat
 import pytest
 import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook, new_output
+from rich.console import Console
 
 from casabook.cli import main
 from casabook.errors import CasabookError
 from casabook.model import load_workshop
 from casabook.validation.checks import check_parameters, environment_reads
-from casabook.validation.report import Report
-from casabook.validation.matrix import recorded_duration, validate
+from casabook.validation.matrix import validate
+from casabook.validation.results import Report
+from casabook.validation.schedule import recorded_duration
+from casabook.validation.summary import print_summary
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -290,6 +295,9 @@ def test_cache_hits_unchanged_and_output_only_changes_and_misses_on_a_changed_ce
 
     first = run()
     assert first.run("notebooks/t/counted.ipynb", "local").status == "passed" and times_run() == 1
+    # The pass and the failure found before the kernel started are stored, each whole: no temporary file beside them.
+    stored = {path.name for path in (tmp_path / "out" / "cache").iterdir()}
+    assert stored == {f"{first.run(f'notebooks/t/{name}.ipynb', 'local').key}.json" for name in ("counted", "lacks-a-package")}
 
     second = run()
     assert second.run("notebooks/t/counted.ipynb", "local").status == "cached" and times_run() == 1
@@ -350,6 +358,16 @@ def test_two_jobs_run_notebooks_at_once_each_in_its_own_kernel(tmp_path: Path) -
 # --- the command ------------------------------------------------------------------------------
 
 
+def summary_of(report_json: dict, folder: Path) -> str:
+    """What print_summary prints for a written report, on a console like the command's on a pipe."""
+    runs = [{key: value for key, value in run.items() if key != "failure"} for run in report_json["runs"]]
+    report = Report.model_validate({**report_json, "runs": runs})  # `failure` is computed from `failures`
+    report._folder = folder
+    stream = io.StringIO()
+    print_summary(report, Console(file=stream, width=200))
+    return stream.getvalue()
+
+
 @pytest.mark.notebooks
 def test_cli_exit_codes_and_report_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     root = make_workshop(tmp_path / "ws", {"good": notebook("x = 1"), "bad": notebook("raise ValueError('bad input')")})
@@ -359,7 +377,10 @@ def test_cli_exit_codes_and_report_files(tmp_path: Path, capsys: pytest.CaptureF
     assert main(base) == 1
     captured = capsys.readouterr()
     assert "casabook validate" in captured.out and "ValueError: bad input" in captured.out
+    assert "failed: notebooks/t/bad.ipynb on local: error: cell 2" in captured.out
+    assert "1 passed, 1 failed, 0 cached; report: " in captured.out.replace("\n", "")
     report = json.loads((out / "report.json").read_text())
+    assert summary_of(report, out) == captured.out  # the command prints its summary with print_summary
     assert {(r["notebook"], r["status"]) for r in report["runs"]} == {
         ("notebooks/t/good.ipynb", "passed"), ("notebooks/t/bad.ipynb", "failed")}
     bad = next(r for r in report["runs"] if r["status"] == "failed")
@@ -405,8 +426,18 @@ def test_parameters_declared_by_any_assignment_form() -> None:
     assert check_parameters(new_notebook(cells=[cell]), ["data_root", "dask_scheduler_address", "output_dir"]) is None
 
 
+# --- the order runs start in ------------------------------------------------------------------
 
-def test_recorded_duration_orders_longest_first() -> None:
+
+def timed_at(nb: nbformat.NotebookNode, seconds: float) -> nbformat.NotebookNode:
+    """The notebook as committed after a run of `seconds`: its first code cell carries the execution timing."""
+    start = dt.datetime(2026, 1, 1, 10, tzinfo=dt.timezone.utc)
+    nb.cells[1].metadata["execution"] = {"iopub.execute_input": start.isoformat(),
+                                         "shell.execute_reply": (start + dt.timedelta(seconds=seconds)).isoformat()}
+    return nb
+
+
+def test_recorded_duration_spans_the_cells_execution_timing() -> None:
     nb = notebook("x = 1", "y = 2")
     nb.cells[1].metadata["execution"] = {"iopub.execute_input": "2026-01-01T10:00:00.000Z",
                                          "shell.execute_reply": "2026-01-01T10:00:01.000Z"}
@@ -414,3 +445,34 @@ def test_recorded_duration_orders_longest_first() -> None:
                                          "shell.execute_reply": "2026-01-01T10:00:03.500Z"}
     assert recorded_duration(nb) == 3.5
     assert recorded_duration(notebook("x = 1")) is None
+
+
+STARTED = """\
+import time
+results = {"started": time.time()}
+"""
+
+
+@pytest.mark.notebooks
+def test_runs_start_longest_expected_first(tmp_path: Path) -> None:
+    # Listed short, long, unknown; one job, so each starts only when the one before has ended.
+    names = ["short", "long", "unknown"]
+    body = {name: notebook(STARTED + write_results(name)) for name in names}
+    root = make_workshop(tmp_path / "ws", {"short": timed_at(body["short"], 1), "long": timed_at(body["long"], 5),
+                                           "unknown": body["unknown"]})
+    out = tmp_path / "out"
+
+    def start_order(report: Report) -> list[str]:
+        assert [run.status for run in report.runs] == ["passed"] * 3, [run.failures for run in report.runs]
+        return [Path(run.notebook).stem for run in sorted(report.runs, key=lambda run: run.results["started"])]
+
+    # No run measured here yet: the committed timing decides, and an unknown one counts as longest.
+    assert start_order(validate(load_workshop(root), jobs=1, output=out)) == ["unknown", "long", "short"]
+
+    # Once measured here, the last report's durations decide over the committed timing.
+    report = json.loads((out / "report.json").read_text())
+    measured = {"short": 9.0, "long": 0.5, "unknown": 3.0}
+    for run in report["runs"]:
+        run["duration_s"] = measured[Path(run["notebook"]).stem]
+    (out / "report.json").write_text(json.dumps(report))
+    assert start_order(validate(load_workshop(root), jobs=1, force=True, output=out)) == ["short", "unknown", "long"]

@@ -101,20 +101,15 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 def _cmd_validate(args: argparse.Namespace) -> int:
     from casabook.model import load_workshop
-    from casabook.validation.report import failure_lines, summary_table
     from casabook.validation.matrix import validate
+    from casabook.validation.summary import print_summary
 
     limits = {name: value for name, value in (("cell_timeout", args.cell_timeout),
                                               ("notebook_timeout", args.notebook_timeout)) if value is not None}
     report = validate(load_workshop(_root(args)), tracks=args.track, facilities=args.facility, jobs=args.jobs,
                       force=args.force, output=Path(args.output) if args.output else None, console=err_console,
                       **limits)
-    console = out_console()
-    console.print(summary_table(report))
-    for line in failure_lines(report):
-        console.print(f"[bold red]failed:[/] {escape(line)}", highlight=False, soft_wrap=True)
-    console.print(f"{report.count('passed')} passed, {report.count('failed')} failed, {report.count('cached')} cached; "
-                  f"report: {escape(str(report.folder / 'report.html'))}", highlight=False, soft_wrap=True)
+    print_summary(report, out_console())
     return 0 if report.ok else 1
 
 

@@ -1,3 +1,20 @@
-"""Validation: every notebook run with papermill as an attendee's session on each facility would run
-it (matrix.py), each run in its own kernel from a fork server (pool.py, run.py, preload.py), after
-the checks that need no kernel (checks.py), into a JSON and HTML report (report.py)."""
+"""Validation: every notebook run with papermill as an attendee's session on each facility would run it.
+
+One module per job; `matrix.validate` is the one entry and calls the others in this order:
+
+    notebooks    notebooks read as plain JSON, and the parts of a cell the validator looks at
+    kernels      the installed kernelspecs a matrix needs (a missing one stops the command)
+    session      one facility's session environment as reproduced here, with its substitutions
+    materials    which repository files an attendee's session pulls
+    fingerprint  the hashes a run's cache key is made of
+    plan         the runs (notebook x facility), each with its cache key
+    cache        stored results of unchanged runs, reused instead of run again
+    schedule     the order runs start in: longest expected first
+    staging      the sessions' working folders, laid out as nbgitpuller lays them out
+    pool         runs `jobs` at a time, each in its own child and kernel, watched (run: the child;
+                 preload: what the fork server loads once; checks: what is known before a kernel starts)
+    display      the progress line while the matrix runs
+    results      the result types: runs, failures, substitutions, the report
+    report       report.json and report.html on disk
+    summary      what the command prints once the matrix has run
+"""

@@ -13,7 +13,8 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from casabook.model import Facility
-from casabook.validation.report import CellRef, Failure
+from casabook.validation.notebooks import cell_source, cell_tags, declared_kernel
+from casabook.validation.results import CellRef, Failure
 
 PARAMETERS_TAG = "parameters"
 INJECTED_TAG = "injected-parameters"
@@ -23,11 +24,6 @@ _MAGIC = re.compile(r"^(\s*)[%!].*$")
 _ASSIGNED_MAGIC = re.compile(r"^(\s*[\w.]+\s*=\s*)[%!].*$")
 
 
-def cell_source(cell: Mapping[str, Any]) -> str:
-    source = cell.get("source", "")
-    return "".join(source) if isinstance(source, list) else source
-
-
 def first_line(cell: Mapping[str, Any]) -> str:
     """The first non-blank source line: enough for a reader to find the cell."""
     return next((line.strip() for line in cell_source(cell).splitlines() if line.strip()), "")
@@ -35,10 +31,6 @@ def first_line(cell: Mapping[str, Any]) -> str:
 
 def cell_ref(nb: Mapping[str, Any], index: int) -> CellRef:
     return CellRef(index=index, first_line=first_line(nb["cells"][index]))
-
-
-def cell_tags(cell: Mapping[str, Any]) -> list[str]:
-    return list(cell.get("metadata", {}).get("tags", []))
 
 
 def _tree(cell: Mapping[str, Any]) -> ast.Module | None:
@@ -56,10 +48,6 @@ def _code_trees(nb: Mapping[str, Any]) -> Iterable[tuple[int, ast.Module]]:
     for index, cell in enumerate(nb.get("cells", [])):
         if cell.get("cell_type") == "code" and (tree := _tree(cell)) is not None:
             yield index, tree
-
-
-def declared_kernel(nb: Mapping[str, Any]) -> str | None:
-    return (nb.get("metadata", {}).get("kernelspec") or {}).get("name")
 
 
 def check_kernel(nb: Mapping[str, Any], facility: Facility) -> Failure | None:

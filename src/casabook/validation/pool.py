@@ -21,7 +21,7 @@ from multiprocessing.connection import wait as wait_for
 from typing import Any
 
 from casabook.validation.run import PRELOAD, RunSpec, child_main
-from casabook.validation.report import CellRef, Failure
+from casabook.validation.results import CellRef, Failure
 
 # After the notebook limit kills the kernel, the child has this long to save the notebook and report.
 STOP_GRACE = 20.0

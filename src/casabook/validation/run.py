@@ -27,7 +27,8 @@ from pathlib import Path
 from typing import Any
 
 from casabook.model import Facility
-from casabook.validation.report import CellRef, Failure
+from casabook.validation.notebooks import cell_tags
+from casabook.validation.results import CellRef, Failure
 
 # Imported once by the fork server; every run's child inherits them already loaded. "__main__" too:
 # a child whose __main__ is already the parent's skips re-running the parent's script. As with any
@@ -179,7 +180,7 @@ def _source_cell(executed_nb: Any, executed_index: int) -> CellRef:
     from casabook.validation.checks import INJECTED_TAG, first_line
 
     cells = executed_nb.cells
-    injected = next((i for i, c in enumerate(cells) if INJECTED_TAG in c.get("metadata", {}).get("tags", [])), None)
+    injected = next((i for i, c in enumerate(cells) if INJECTED_TAG in cell_tags(c)), None)
     line = first_line(cells[executed_index])
     if injected is None or executed_index < injected:
         return CellRef(index=executed_index, first_line=line)
