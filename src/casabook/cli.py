@@ -173,7 +173,8 @@ def build_parser() -> argparse.ArgumentParser:
         from casabook.model import load_workshop
 
         workshop = load_workshop(_root(args))
-        text = write(workshop, workshop.facility(args.facility), Path(args.output) if args.output else None)
+        text = write(workshop, workshop.facility(args.facility), Path(args.output) if args.output else None,
+                     chart_name=args.chart)
         if args.output:
             err_console.print(f"Helm values: {escape(args.output)}", highlight=False)
         else:
@@ -197,6 +198,9 @@ def build_parser() -> argparse.ArgumentParser:
     hub_render = hub_actions.add_parser("render", help="write zero-to-jupyterhub Helm values for a kubernetes facility")
     hub_render.add_argument("--facility", required=True, help="a kubernetes facility (hub-config/<name>.yml)")
     hub_render.add_argument("--output", metavar="FILE", help="write here (default: standard output)")
+    hub_render.add_argument("--chart", choices=("z2jh", "coffea-casa"), default="z2jh",
+                            help="zero-to-jupyterhub's chart (default), or coffea-casa's umbrella chart (the same "
+                                 "values under jupyterhub:)")
     hub_render.set_defaults(func=_cmd_hub_render)
 
     up_cmd = commands.add_parser("up", help="the workshop on this machine: fetch data, build the book pointed at the "
