@@ -108,6 +108,8 @@ def test_full_page_names_the_places_and_the_organisers(tmp_path):
     assert error.value.status_code == 403
     assert error.value.log_message.startswith("This workshop is full (1 places).")
     assert CONTACT in error.value.log_message
+    # JupyterHub 5 puts only the short reason on the page unless the message is jupyterhub_message.
+    assert error.value.reason == "Workshop full" and error.value.jupyterhub_message == error.value.log_message
 
 
 @pytest.mark.parametrize("facility", ["local", "coffea-opendata"])

@@ -35,6 +35,14 @@ from traitlets.utils.importstring import import_item
 CAP_PAGE = "/api/casabook/cap"
 
 
+def refusal(status, message, reason):
+    """An HTTPError whose page has `reason` as its short heading and `message` below it."""
+    error = web.HTTPError(status, message, reason=reason)
+    # JupyterHub 5 shows the reason alone when there is one (6 shows both); both show jupyterhub_message.
+    error.jupyterhub_message = message
+    return error
+
+
 class ParticipantCap(Authenticator):
     """Mixed in before an OAuthenticator: identity checks first, then the cap."""
 
@@ -98,8 +106,7 @@ class ParticipantCap(Authenticator):
             return True
         if self.participants and len(self._admitted) >= self.participants:
             self._record_refusal(username)
-            # A short reason keeps the page's heading short; the whole message is shown below it.
-            raise web.HTTPError(403, self.full_message(), reason="Workshop full")
+            raise refusal(403, self.full_message(), reason="Workshop full")
         self._admitted.add(username)
         return True
 
@@ -171,7 +178,7 @@ class ParticipantCap(Authenticator):
                    "user name, so you cannot be logged in.")
         if self.contact:
             message += f" Please contact the organisers: {self.contact}."
-        raise web.HTTPError(403, message, reason="No user name from your identity provider")
+        raise refusal(403, message, reason="No user name from your identity provider")
 
     def get_handlers(self, app):
         return [*super().get_handlers(app), (CAP_PAGE, CapHandler)]
