@@ -16,7 +16,8 @@ HUB_IMAGE_VENV ?= .venv-jh55
 HUB_IMAGE_BIN := $(HUB_IMAGE_VENV)/bin
 HUB_IMAGE_STAMP := $(HUB_IMAGE_VENV)/.casabook-installed
 HUB_IMAGE_CONSTRAINTS := .ci/hub-image-constraints.txt
-HUB_IMAGE_TESTS := tests/test_caps.py tests/test_helm_chart.py tests/test_hub_integration.py
+HUB_IMAGE_TESTS := tests/test_caps.py tests/test_helm_chart.py tests/test_own_authenticator_hub.py \
+  tests/test_hub_integration.py
 
 .PHONY: setup up test test-hub-image check browser-deps clean
 

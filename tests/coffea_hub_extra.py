@@ -18,12 +18,13 @@ server starts and is refreshed with the login, whatever casabook adds to the aut
 from __future__ import annotations
 
 import json
+import os
 import sys
 import types
 from pathlib import Path
 
 from oauthenticator.generic import GenericOAuthenticator
-from traitlets import Unicode
+from traitlets import Unicode, default
 
 MODULE = "oauthenticator.coffea"  # where coffea-casa's chart mounts its authenticator
 CLASS_PATH = f"{MODULE}.CoffeaOAuthenticator"
@@ -42,8 +43,12 @@ def write_token(secrets_dir: str | Path, username: str, token: str) -> None:
 class CoffeaOAuthenticator(GenericOAuthenticator):
     """Stands for coffea-casa's CoffeaOAuthenticator: keeps a per-user token where sessions read it."""
 
-    secrets_dir = Unicode("", config=True, help="Where the per-user token folders go (a Kubernetes Secret each, "
-                                                "in coffea-casa).")
+    secrets_dir = Unicode(config=True, help="Where the per-user token folders go (a Kubernetes Secret each, in "
+                                            "coffea-casa); default $COFFEA_SECRETS_DIR.")
+
+    @default("secrets_dir")
+    def _secrets_dir_from_environment(self):
+        return os.environ.get("COFFEA_SECRETS_DIR", "")
 
     async def pre_spawn_start(self, user, spawner):
         # Before the server starts, the user's token is in place (coffea-casa's secret at /etc/cmsaf-secrets).
