@@ -216,3 +216,16 @@ def test_coffea_casas_hooks_keep_working_beside_the_cap(workshop_root, tmp_path,
     assert coffea_hub_extra.token_file(secrets, "alice").read_text() == "tok-alice"
     assert coffea_hub_extra.xcache_token(secrets, "alice") == {"user": "alice", "activity": "DOWNLOAD"}
     assert not (secrets / "jupyter-bob").exists()
+
+
+@pytest.mark.parametrize("chart_name", CHARTS)
+def test_the_header_says_where_the_secrets_come_from(workshop_root, tmp_path, chart_name):
+    out = tmp_path / "values.yml"
+    assert main(["--root", str(workshop_root), "hub", "render", "--facility", "coffea-opendata", "--chart", chart_name,
+                 "--output", str(out)]) == 0
+    header = [line for line in out.read_text().splitlines() if line.startswith("#")]
+    assert any("kubectl create secret generic casabook-coffea-opendata-oauth --from-literal=client-secret=" in line
+               for line in header)
+    # The chart keeps each hub.services token in its Secret under hub.services.<name>.apiToken.
+    assert any(r"kubectl get secret hub -o jsonpath='{.data.hub\.services\.casabook-prewarm\.apiToken}'" in line
+               for line in header)
