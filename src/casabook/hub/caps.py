@@ -44,7 +44,7 @@ def refusal(status, message, reason):
 
 
 class ParticipantCap(Authenticator):
-    """Mixed in before an OAuthenticator: identity checks first, then the cap."""
+    """Mixed in before an Authenticator class (see capped): identity checks first, then the cap."""
 
     participants = Integer(
         0, config=True,
@@ -89,6 +89,8 @@ class ParticipantCap(Authenticator):
             self._organisers.add(username)
             self._admitted.discard(username)
             return True
+        # A subclass's check_allowed only adds who may come in (OAuthenticator's contract for it), so
+        # when any identity is eligible there is nothing for it to add.
         if not self.open_to_any_identity and not await super().check_allowed(username, authentication):
             return False
         return self.take_place(username)
