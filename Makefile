@@ -56,8 +56,9 @@ $(HUB_IMAGE_STAMP): pyproject.toml $(HUB_IMAGE_CONSTRAINTS)
 	@# --group (pip 25.1+) installs a dependency group without the project's own dependencies.
 	$(HUB_IMAGE_BIN)/python -m pip install --quiet -c $(HUB_IMAGE_CONSTRAINTS) --group hub-image
 	$(HUB_IMAGE_BIN)/python -m pip install --quiet --no-deps -e .
-	$(HUB_IMAGE_BIN)/python -c "import jupyterhub, oauthenticator, tornado; v = (jupyterhub.__version__, \
-	  oauthenticator.__version__, tornado.version); print('hub image:', *v); assert v == ('5.5.0', '17.4.0', '6.5.7'), v"
+	@# For the log: the versions the constraints gave.
+	$(HUB_IMAGE_BIN)/python -c "import jupyterhub, oauthenticator, tornado; \
+	  print('hub image: jupyterhub', jupyterhub.__version__, 'oauthenticator', oauthenticator.__version__, 'tornado', tornado.version)"
 	touch $@
 
 # The proxy comes from the repository's node_modules (setup's npm ci). The project's pytest options
