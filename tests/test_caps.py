@@ -13,26 +13,35 @@ from types import SimpleNamespace
 import pytest
 from tornado import web
 from traitlets.config import Config
+from traitlets.utils.importstring import import_item
 
-from casabook.hub.caps import (
-    CappedCILogonOAuthenticator,
-    CappedGenericOAuthenticator,
-    CappedGitHubOAuthenticator,
-)
+import coffea_hub_extra
+from casabook.hub.caps import CappedGenericOAuthenticator, CappedGitHubOAuthenticator
 from casabook.hub.config import configure, load_hub_facility
 
 REPO = Path(__file__).resolve().parents[1]
 CONTACT = "Org <org@casabook.invalid>"
 SECRETS = {"CASABOOK_OIDC_CLIENT_SECRET": "s", "CMS_IAM_CLIENT_SECRET": "s", "CILOGON_CLIENT_SECRET": "s"}
-CLASSES = {"local": CappedGenericOAuthenticator, "coffea-casa-cms": CappedGenericOAuthenticator,
-           "coffea-opendata": CappedCILogonOAuthenticator}
+FACILITIES = ["local", "coffea-casa-cms", "coffea-opendata"]
 CILOGON_IDP = "http://orcid.org/oauth/authorize"
+
+
+@pytest.fixture(autouse=True)
+def coffea_authenticator(monkeypatch):
+    """hub-config/coffea-casa-cms.yml names coffea-casa's own authenticator: its stand-in takes its place."""
+    coffea_hub_extra.install(monkeypatch)
 
 
 def authenticator(facility: str, tmp_path: Path, participants: int):
     c = configure(Config(), load_hub_facility(REPO, facility), REPO, contact=CONTACT, environ=SECRETS,
                   state_dir=tmp_path, issuer="http://127.0.0.1:9400", participants=participants)
-    return CLASSES[facility](config=c)
+    return configured_class(c)(config=c)
+
+
+def configured_class(c: Config) -> type:
+    """The class the hub would instantiate: a name, or (a facility's own class, capped) the class."""
+    named = c.JupyterHub.authenticator_class
+    return import_item(named) if isinstance(named, str) else named
 
 
 def auth_model(name: str, *, admin: bool | None = None, groups: list[str] | None = None) -> dict:
@@ -99,6 +108,8 @@ def test_full_page_names_the_places_and_the_organisers(tmp_path):
     assert error.value.status_code == 403
     assert error.value.log_message.startswith("This workshop is full (1 places).")
     assert CONTACT in error.value.log_message
+    # JupyterHub 5 puts only the short reason on the page unless the message is jupyterhub_message.
+    assert error.value.reason == "Workshop full" and error.value.jupyterhub_message == error.value.log_message
 
 
 @pytest.mark.parametrize("facility", ["local", "coffea-opendata"])
@@ -190,9 +201,64 @@ def test_github_authenticator_takes_the_cap_too(tmp_path):
         asyncio.run(auth.check_allowed("hubot", {**model, "name": "hubot"}))
 
 
-@pytest.mark.parametrize("facility", sorted(CLASSES))
+@pytest.mark.parametrize("facility", FACILITIES)
 def test_identity_provider_calls_have_a_client_sized_for_a_crowd(tmp_path, facility):
     # Tornado's shared client (10 at a time, 20 s queue limit) turned a crowd's logins into HTTP 500s.
     client = authenticator(facility, tmp_path, participants=3).http_client
     assert client.max_clients >= 64
     assert client.defaults["request_timeout"] >= 60
+
+
+# --- the cap on a facility's own authenticator class ------------------------------------------
+
+
+def test_a_facilitys_own_authenticator_keeps_its_behaviour_and_the_cap(tmp_path):
+    # hub-config/coffea-casa-cms.yml names coffea-casa's CoffeaOAuthenticator (its stand-in here),
+    # which writes each user's token before their server starts.
+    c = configure(Config(), load_hub_facility(REPO, "coffea-casa-cms"), REPO, contact=CONTACT, environ=SECRETS,
+                  state_dir=tmp_path, participants=1)
+    c.CoffeaOAuthenticator.secrets_dir = str(tmp_path / "secrets")
+    auth = configured_class(c)(config=c)
+    assert isinstance(auth, coffea_hub_extra.CoffeaOAuthenticator)
+    assert type(auth).__mro__[1:3] == (CappedGenericOAuthenticator.__mro__[1], coffea_hub_extra.CoffeaOAuthenticator)
+    assert asyncio.run(login(auth, "alice", groups=["cms"])) == "admitted"
+    user = SimpleNamespace(name="alice", get_auth_state=lambda: asyncio.sleep(0, {"access_token": "tok-alice"}))
+    asyncio.run(auth.pre_spawn_start(user, SimpleNamespace(user=user)))
+    assert coffea_hub_extra.token_file(tmp_path / "secrets", "alice").read_text() == "tok-alice"
+    assert asyncio.run(login(auth, "bob", groups=["cms"])) == "full"
+    assert asyncio.run(login(auth, "mallory", groups=["atlas"])) == "refused"
+    assert [entry["name"] for entry in auth.waitlist] == ["bob"]
+
+
+# id, authenticator.class_name, the error code
+OWN_CLASS_ERRORS = [
+    ("no-such-module", "oauthenticator.nowhere.NoAuthenticator", "unknown-authenticator-class"),
+    ("no-such-class", "oauthenticator.generic.NoAuthenticator", "unknown-authenticator-class"),
+    ("not-an-authenticator", "os.path.join", "unknown-authenticator-class"),
+    ("another-kind", "oauthenticator.github.GitHubOAuthenticator", "authenticator-class-kind"),
+]
+
+
+@pytest.mark.parametrize(("class_name", "code"), [e[1:] for e in OWN_CLASS_ERRORS], ids=[e[0] for e in OWN_CLASS_ERRORS])
+def test_an_unusable_own_authenticator_class_is_a_clear_error(tmp_path, class_name, code):
+    from casabook.errors import CasabookError
+
+    facility = load_hub_facility(REPO, "coffea-casa-cms")
+    facility = facility.model_copy(update={"authenticator": facility.authenticator.model_copy(
+        update={"class_name": class_name})})
+    with pytest.raises(CasabookError) as error:
+        configure(Config(), facility, REPO, contact=CONTACT, environ=SECRETS, state_dir=tmp_path)
+    assert error.value.code == code
+    assert error.value.key == "authenticator.class_name" and class_name in error.value.message
+
+
+def test_capping_is_idempotent_and_any_authenticator_takes_it():
+    from jupyterhub.auth import DummyAuthenticator
+
+    from casabook.hub.caps import ParticipantCap, capped
+
+    capped_dummy = capped(DummyAuthenticator)
+    assert capped(DummyAuthenticator) is capped_dummy and capped(capped_dummy) is capped_dummy
+    auth = capped_dummy(config=Config({"ParticipantCap": {"participants": 1, "open_to_any_identity": True}}))
+    assert isinstance(auth, ParticipantCap)
+    assert asyncio.run(login(auth, "alice")) == "admitted" and asyncio.run(login(auth, "bob")) == "full"

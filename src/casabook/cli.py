@@ -125,7 +125,7 @@ def _cmd_hub_render(args: argparse.Namespace) -> int:
     from casabook.model import load_workshop
 
     workshop = load_workshop(_root(args))
-    text = write(workshop, workshop.facility(args.facility), _path(args.output))
+    text = write(workshop, workshop.facility(args.facility), _path(args.output), chart_name=args.chart)
     if args.output:
         err_console.print(f"Helm values: {escape(args.output)}", highlight=False)
     else:
@@ -351,12 +351,16 @@ def _add_hub(commands: argparse._SubParsersAction) -> None:
     actions = hub.add_subparsers(dest="hub_action", metavar="ACTION")
     render = _add_command(
         actions, "render", handler=_cmd_hub_render,
-        help="write zero-to-jupyterhub Helm values for a kubernetes facility",
-        description="Write zero-to-jupyterhub Helm values for a kubernetes facility (the same configuration "
-        "`casabook hub` applies, as values).",
-        examples=["casabook hub render --facility atlas-af", "casabook hub render --facility atlas-af --output values.yml"])
+        help="write Helm values for a kubernetes facility (zero-to-jupyterhub or coffea-casa's chart)",
+        description="Write Helm values for a kubernetes facility (the same configuration `casabook hub` applies, "
+        "as values), checked against the chart's own schema before anything is written.",
+        examples=["casabook hub render --facility atlas-af", "casabook hub render --facility atlas-af --output values.yml",
+                  "casabook hub render --facility coffea-casa-cms --chart coffea-casa"])
     _add_facility(render, "a kubernetes facility (hub-config/<name>.yml)")
     render.add_argument("--output", metavar="FILE", help="write here (default: standard output)")
+    render.add_argument("--chart", choices=("z2jh", "coffea-casa"), default="z2jh",
+                        help="zero-to-jupyterhub's chart (default), or coffea-casa's umbrella chart (the same values "
+                        "nested under jupyterhub:)")
 
 
 def _add_up(commands: argparse._SubParsersAction) -> None:

@@ -66,6 +66,10 @@ CODES: dict[str, str] = {
     # hubs
     "not-a-local-facility": "the facility does not run on this machine",
     "not-kubernetes": "Helm values were asked for a facility that does not run on kubernetes",
+    "refused-by-chart": "rendered Helm values do not pass the chart's own schema",
+    "unknown-chart": "--chart names no chart casabook renders values for",
+    "unknown-authenticator-class": "a facility's authenticator class_name cannot be imported",
+    "authenticator-class-kind": "a facility's authenticator class is not a subclass of its kind's class",
     "not-loopback": "a hub or identity provider address is not on this machine",
     "missing-client-secret": "the OAuth client secret's environment variable is not set",
     "no-issuer": "the local identity provider's URL is not known at start",

@@ -24,6 +24,7 @@ FACILITIES_DIR = "hub-config"
 NAME_PATTERN = re.compile(r"^[a-z0-9][a-z0-9-]*$")
 ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 START_PATTERN = r"^([01]?\d|2[0-3]):([0-5]\d)$"
+DOTTED_PATH_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
@@ -63,6 +64,15 @@ class Authenticator(Strict):
     admin_groups: list[str] = Field(default_factory=list, description="groups whose members are organisers (admins)")
     allowed_idps: list[str] = Field(default_factory=list, description="CILogon identity providers (entity ids) allowed")
     admin_users: list[str] = Field(default_factory=list, description="organisers: always admitted, never counted against the cap")
+    class_name: str | None = Field(None, description="the facility's own Authenticator class, a dotted path to a subclass "
+                                   "of the kind's class (e.g. oauthenticator.coffea.CoffeaOAuthenticator); casabook caps it")
+
+    @field_validator("class_name")
+    @classmethod
+    def _dotted_path(cls, value: str | None) -> str | None:
+        if value is not None and not DOTTED_PATH_PATTERN.match(value):
+            raise ValueError("expected a dotted path to a class, e.g. oauthenticator.coffea.CoffeaOAuthenticator")
+        return value
 
     @field_validator("client_secret_env")
     @classmethod

@@ -4,10 +4,20 @@ Organisers (admins) and returning participants always get in. Participant N+1 ge
 "This workshop is full (N places)" naming the organisers' contact, and lands on a waiting list the
 organisers can read (a JSON-lines file, and the admin-only page /hub/api/casabook/cap).
 
+The cap composes with any Authenticator class: `capped(cls)` is `cls` with the cap mixed in first,
+so a facility's own subclass (coffea-casa's CoffeaOAuthenticator) keeps everything it adds. It is a
+mixin rather than a `post_auth_hook` because of what JupyterHub documents for each: check_allowed is
+the method subclasses override to decide who may log in (and allow_all skips it, hence the guard
+below); post_auth_hook is one configurable slot "for bootstrapping work" after every check has
+passed, which a facility may already fill, and a hook cannot reach add_user (called for every user
+in the database when the hub starts: how the count survives a restart), delete_user (how organisers
+free a place), get_handlers (the organisers' page) or the OAuth callback handler (the state check).
+
 This module imports nothing from casabook: `casabook hub render` inlines its source into the Helm
 chart's hub.extraConfig, where only JupyterHub and OAuthenticator are installed.
 """
 
+import functools
 import json
 import os
 import time
@@ -20,12 +30,21 @@ from oauthenticator.github import GitHubOAuthenticator
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 from traitlets import Bool, Integer, Unicode, default, validate
+from traitlets.utils.importstring import import_item
 
 CAP_PAGE = "/api/casabook/cap"
 
 
+def refusal(status, message, reason):
+    """An HTTPError whose page has `reason` as its short heading and `message` below it."""
+    error = web.HTTPError(status, message, reason=reason)
+    # JupyterHub 5 shows the reason alone when there is one (6 shows both); both show jupyterhub_message.
+    error.jupyterhub_message = message
+    return error
+
+
 class ParticipantCap(Authenticator):
-    """Mixed in before an OAuthenticator: identity checks first, then the cap."""
+    """Mixed in before an Authenticator class (see capped): identity checks first, then the cap."""
 
     participants = Integer(
         0, config=True,
@@ -70,6 +89,8 @@ class ParticipantCap(Authenticator):
             self._organisers.add(username)
             self._admitted.discard(username)
             return True
+        # A subclass's check_allowed only adds who may come in (OAuthenticator's contract for it), so
+        # when any identity is eligible there is nothing for it to add.
         if not self.open_to_any_identity and not await super().check_allowed(username, authentication):
             return False
         return self.take_place(username)
@@ -87,8 +108,7 @@ class ParticipantCap(Authenticator):
             return True
         if self.participants and len(self._admitted) >= self.participants:
             self._record_refusal(username)
-            # A short reason keeps the page's heading short; the whole message is shown below it.
-            raise web.HTTPError(403, self.full_message(), reason="Workshop full")
+            raise refusal(403, self.full_message(), reason="Workshop full")
         self._admitted.add(username)
         return True
 
@@ -160,7 +180,7 @@ class ParticipantCap(Authenticator):
                    "user name, so you cannot be logged in.")
         if self.contact:
             message += f" Please contact the organisers: {self.contact}."
-        raise web.HTTPError(403, message, reason="No user name from your identity provider")
+        raise refusal(403, message, reason="No user name from your identity provider")
 
     def get_handlers(self, app):
         return [*super().get_handlers(app), (CAP_PAGE, CapHandler)]
@@ -196,11 +216,25 @@ class StateCheckingCallback:
                                      "Start again from the workshop page.") from None
 
 
+@functools.cache
 def capped(base):
-    """`base` (an OAuthenticator class) with the participant cap and the safe callback."""
-    callback = type(f"Capped{base.callback_handler.__name__}", (StateCheckingCallback, base.callback_handler), {})
-    return type(f"Capped{base.__name__}", (ParticipantCap, base),
-                {"callback_handler": callback, "__module__": __name__})
+    """`base` (any Authenticator class) with the participant cap, and for an OAuthenticator the safe
+    callback. The same class for the same base: configuring twice names one class."""
+    if issubclass(base, ParticipantCap):
+        return base
+    namespace = {"__module__": __name__}
+    if getattr(base, "callback_handler", None) is not None:
+        namespace["callback_handler"] = type(f"Capped{base.callback_handler.__name__}",
+                                             (StateCheckingCallback, base.callback_handler), {})
+    return type(f"Capped{base.__name__}", (ParticipantCap, base), namespace)
+
+
+def capped_class(path):
+    """The class at a dotted path (a facility's own authenticator), capped."""
+    base = import_item(path)
+    if not (isinstance(base, type) and issubclass(base, Authenticator)):
+        raise TypeError(f"{path} is not a JupyterHub Authenticator class")
+    return capped(base)
 
 
 CappedGenericOAuthenticator = capped(GenericOAuthenticator)

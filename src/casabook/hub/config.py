@@ -20,11 +20,12 @@ from casabook.errors import CasabookError
 from casabook.model import FACILITIES_DIR, Facility, Workshop, load_facility
 
 CAPS_MODULE = "casabook.hub.caps"
+# Each kind's stock OAuthenticator; casabook.hub.caps holds it capped as Capped<name>.
 AUTHENTICATOR_CLASSES = {
-    "generic-oidc": ("GenericOAuthenticator", "CappedGenericOAuthenticator"),
-    "local-oidc": ("GenericOAuthenticator", "CappedGenericOAuthenticator"),
-    "cilogon": ("CILogonOAuthenticator", "CappedCILogonOAuthenticator"),
-    "github": ("GitHubOAuthenticator", "CappedGitHubOAuthenticator"),
+    "generic-oidc": "oauthenticator.generic.GenericOAuthenticator",
+    "local-oidc": "oauthenticator.generic.GenericOAuthenticator",
+    "cilogon": "oauthenticator.cilogon.CILogonOAuthenticator",
+    "github": "oauthenticator.github.GitHubOAuthenticator",
 }
 KUBESPAWNER_CLASS = "kubespawner.KubeSpawner"
 LOCAL_SPAWNER_CLASS = "casabook.hub.spawner.LocalSessionSpawner"
@@ -45,11 +46,35 @@ class Ports:
 
 def section(facility: Facility) -> str:
     """The Config section of the facility's stock authenticator (the capped class inherits it)."""
-    return AUTHENTICATOR_CLASSES[facility.authenticator.kind][0]
+    return AUTHENTICATOR_CLASSES[facility.authenticator.kind].rsplit(".", 1)[1]
 
 
-def authenticator_class(facility: Facility) -> str:
-    return f"{CAPS_MODULE}.{AUTHENTICATOR_CLASSES[facility.authenticator.kind][1]}"
+def authenticator_class(facility: Facility) -> str | type:
+    """casabook's capped stock class (by name), or the facility's own class with the cap mixed in."""
+    if facility.authenticator.class_name:
+        return own_authenticator_class(facility)
+    return f"{CAPS_MODULE}.Capped{section(facility)}"
+
+
+def own_authenticator_class(facility: Facility) -> type:
+    """The facility's authenticator.class_name, imported and capped. It must subclass the kind's
+    stock class: that class's Config section is where casabook sets the identity provider."""
+    from traitlets.utils.importstring import import_item
+
+    from casabook.hub.caps import capped_class
+
+    auth = facility.authenticator
+    where = {"file": f"hub-config/{facility.name}.yml", "key": "authenticator.class_name"}
+    try:
+        cls = capped_class(auth.class_name)
+    except (ImportError, AttributeError, TypeError) as error:
+        raise CasabookError("unknown-authenticator-class", f"cannot use {auth.class_name!r} as the authenticator "
+                            f"here: {error}", **where) from None
+    stock = import_item(AUTHENTICATOR_CLASSES[auth.kind])
+    if not issubclass(cls, stock):
+        raise CasabookError("authenticator-class-kind", f"{auth.class_name!r} is not a subclass of {section(facility)} "
+                            f"(kind {auth.kind}), so the {section(facility)} settings would not reach it", **where)
+    return cls
 
 
 def read_client_secret(facility: Facility, environ: Mapping[str, str] = os.environ) -> str:
