@@ -32,11 +32,10 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from casabook.testing.hub import LocalHub
+from casabook.testing.materials import MaterialsRepo, notebook_text
 
-from casabook.hub.local import LocalStack  # noqa: E402
-from hubfixtures import MaterialsRepo, notebook_text  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def cpu(process: psutil.Process) -> float:
@@ -65,7 +64,7 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="casabook-bench-") as tmp:
         repo = materials(Path(tmp) / "upstream")
         env = {"CASABOOK_STOCK_SESSION": "1"} if args.session == "stock" else {}
-        stack = LocalStack(root=ROOT, state_dir=Path(tmp) / "state", contact="bench", extra_env=env)
+        stack = LocalHub(root=ROOT, state_dir=Path(tmp) / "state", contact="bench", extra_env=env)
         t0 = time.perf_counter()
         stack.start()
         print(f"stack up in {time.perf_counter() - t0:.2f} s ({args.session} session servers)")

@@ -23,7 +23,7 @@ from casabook.hub.config import (
     read_client_secret,
 )
 from casabook.model import load_workshop
-from workshops import make_workshop
+from casabook.testing.workshops import make_workshop
 
 REPO = Path(__file__).resolve().parents[1]
 ISSUER = "http://127.0.0.1:9400"

@@ -17,9 +17,9 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from workshops import copy_workshop
 
 from casabook.links import parse_launch_url
+from casabook.testing.workshops import copy_workshop
 
 pytestmark = pytest.mark.hub
 

@@ -181,7 +181,7 @@ def build_parser() -> argparse.ArgumentParser:
         return 0
 
     def _cmd_up(args: argparse.Namespace) -> int:
-        from casabook.hub.serve import up
+        from casabook.up import up
 
         return up(_root(args), state_dir=Path(args.state) if args.state else None, port=args.port,
                   book_port=args.book_port, participants=args.participants)

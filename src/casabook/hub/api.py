@@ -104,9 +104,6 @@ class HubAPI:
             raise HubAPIError(response.status_code, method, path, _message(response))
         return response
 
-    async def whoami(self) -> dict[str, Any]:
-        return (await self.request("GET", "user")).json()
-
     async def users(self, *, state: str | None = None) -> list[dict[str, Any]]:
         """Every user model (servers included when the token may read them), page by page."""
         users: list[dict[str, Any]] = []

@@ -27,7 +27,8 @@ import httpx
 from rich.console import Console
 
 from casabook.errors import CasabookError
-from casabook.hub.api import HubAPI, HubAPIError, SpawnFailed, read_events, user_path
+from casabook.hub.api import HubAPI, HubAPIError, SpawnFailed, user_path
+from casabook.hub.browser import Browser, PageError, PullFailed
 from casabook.links import Source
 
 if TYPE_CHECKING:
@@ -109,25 +110,7 @@ async def select_users(api: HubAPI, names: list[str] | None) -> list[str]:
     return names
 
 
-async def pull(client: httpx.AsyncClient, hub_url: str, name: str, source: Source, *, timeout: float) -> None:
-    """The call nbgitpuller's page makes, made by the service into the participant's server."""
-    url = f"{hub_url}/user/{user_path(name)}/git-pull/api"
-    params = {"repo": source.repo, "branch": source.branch, "targetpath": source.targetpath}
-    last: dict[str, Any] = {}
-    async with asyncio.timeout(timeout):
-        async with client.stream("GET", url, params=params, timeout=httpx.Timeout(timeout, connect=10)) as response:
-            if response.status_code != 200:
-                await response.aread()
-                raise RuntimeError(f"HTTP {response.status_code} from {name}'s git-pull")
-            async for event in read_events(response):
-                last = event
-                if event.get("phase") in ("finished", "error"):
-                    break
-    if last.get("phase") != "finished":
-        raise RuntimeError(str(last.get("message", f"the pull ended without 'finished': {last}"))[:300])
-
-
-async def prewarm_one(api: HubAPI, client: httpx.AsyncClient, name: str, source: Source, *,
+async def prewarm_one(api: HubAPI, browser: Browser, name: str, source: Source, *,
                       spawn_timeout: float, pull_timeout: float, max_retry_wait: float) -> PrewarmedUser:
     result = PrewarmedUser(name)
     began = time.monotonic()
@@ -149,8 +132,10 @@ async def prewarm_one(api: HubAPI, client: httpx.AsyncClient, name: str, source:
             result.spawn_s = round(time.monotonic() - began, 3)
         began = time.monotonic()
         try:
-            await pull(client, api.hub_url, name, source, timeout=pull_timeout)
-        except (RuntimeError, TimeoutError, httpx.HTTPError) as error:
+            # What nbgitpuller's page does, done by the service into the participant's server.
+            await browser.git_pull(f"{api.hub_url}/user/{user_path(name)}/", {
+                "repo": source.repo, "branch": source.branch, "targetpath": source.targetpath}, timeout=pull_timeout)
+        except (PullFailed, PageError, TimeoutError, httpx.HTTPError) as error:
             result.outcome, result.detail = "pull-failed", str(error)[:300]
             return result
         result.pull_s = round(time.monotonic() - began, 3)
@@ -171,9 +156,8 @@ async def prewarm(hub_url: str, token: str, source: Source, *, users: list[str] 
     (keep it at or under the facility's concurrent_spawns, or the hub answers 429)."""
     began = time.monotonic()
     report = PrewarmReport(hub_url, {"repo": source.repo, "branch": source.branch, "targetpath": source.targetpath})
-    async with HubAPI(hub_url, token) as api, httpx.AsyncClient(
-            headers={"Authorization": f"token {token}"}, follow_redirects=False,
-            limits=httpx.Limits(max_connections=max(concurrency * 2, 10))) as client:
+    browser = Browser(PREWARM_SERVICE, token=token, timeout=pull_timeout, max_connections=max(concurrency * 2, 10))
+    async with HubAPI(hub_url, token) as api:
         names = await select_users(api, users)
         if on_selected:
             on_selected(len(names))
@@ -181,13 +165,16 @@ async def prewarm(hub_url: str, token: str, source: Source, *, users: list[str] 
 
         async def one(name: str) -> PrewarmedUser:
             async with gate:
-                done = await prewarm_one(api, client, name, source, spawn_timeout=spawn_timeout,
+                done = await prewarm_one(api, browser, name, source, spawn_timeout=spawn_timeout,
                                          pull_timeout=pull_timeout, max_retry_wait=max_retry_wait)
             if on_done:
                 on_done(done)
             return done
 
-        report.users = list(await asyncio.gather(*(one(name) for name in names)))
+        try:
+            report.users = list(await asyncio.gather(*(one(name) for name in names)))
+        finally:
+            await browser.close()
     report.seconds = round(time.monotonic() - began, 3)
     return report
 
