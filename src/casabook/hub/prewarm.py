@@ -30,6 +30,7 @@ from casabook.errors import CasabookError
 from casabook.hub.api import HubAPI, HubAPIError, SpawnFailed, user_path
 from casabook.hub.browser import Browser, PageError, PullFailed
 from casabook.links import Source
+from casabook.progress import progress_bar
 
 if TYPE_CHECKING:
     from casabook.model import Facility
@@ -208,7 +209,6 @@ def run_command(root: Path, *, facility_name: str, users: list[str] | None, hub_
                 console: Console, fmt: str = "table") -> int:
     import json
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from casabook.links import default_source
@@ -222,14 +222,14 @@ def run_command(root: Path, *, facility_name: str, users: list[str] | None, hub_
         (t for t in workshop.tracks.values() if t.facility == facility.name), next(iter(workshop.tracks.values())))
     source = default_source(workshop.root, chosen, repo=repo, branch=branch)
     token, origin = resolve_token(workshop.root, facility, url)
-    progress = Progress(TextColumn("[bold]prewarm[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=Console(stderr=True))
-    task = progress.add_task("prewarm", total=None)
-    with progress:
+    with progress_bar(Console(stderr=True), "prewarm", transient=False) as bar:
+        def done(user: PrewarmedUser) -> None:
+            bar.advance()
+            bar.status(f"{user.name}: {user.outcome}")
+
         report = asyncio.run(prewarm(
             url, token, source, users=users, concurrency=concurrency or min(facility.caps.concurrent_spawns, 10),
-            spawn_timeout=facility.hub.start_timeout_seconds + 60,
-            on_selected=lambda n: progress.update(task, total=n), on_done=lambda _: progress.advance(task)))
+            spawn_timeout=facility.hub.start_timeout_seconds + 60, on_selected=bar.total, on_done=done))
     if fmt == "json":
         print(json.dumps({**report.to_json(), "token": origin}, indent=2))
     else:
