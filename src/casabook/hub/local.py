@@ -135,7 +135,7 @@ class IdentityProvider:
 
 @dataclass
 class LocalStack:
-    """The embedded hub. Use as a context manager, or call start() and stop()."""
+    """The embedded hub: start() it, and stop() it in a finally (it stops whatever it started)."""
 
     root: Path
     state_dir: Path
@@ -290,12 +290,6 @@ class LocalStack:
         if self.idp is not None:
             self.idp.stop()
             self.idp = None
-
-    def __enter__(self) -> LocalStack:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
 
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():

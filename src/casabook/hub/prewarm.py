@@ -63,12 +63,6 @@ def apply_prewarm_service(c: Any, token: str) -> None:
     c.JupyterHub.load_roles = [*roles, prewarm_role()]
 
 
-def helm_values(token_secret_ref: str = "casabook-prewarm-token") -> dict[str, Any]:
-    """The same service and role for zero-to-jupyterhub's Helm chart (the token from a Secret)."""
-    return {"hub": {"services": {PREWARM_SERVICE: {"apiToken": f"<value of the {token_secret_ref} Secret>"}},
-                    "loadRoles": {PREWARM_ROLE: prewarm_role()}}}
-
-
 @dataclass
 class PrewarmedUser:
     name: str
