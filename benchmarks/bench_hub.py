@@ -46,6 +46,12 @@ def cpu(process: psutil.Process) -> float:
     return t.user + t.system + t.children_user + t.children_system
 
 
+def load() -> str:
+    """The machine is shared: the load average says how quiet it was."""
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f}/{five:.1f}"
+
+
 def own_cpu() -> float:
     t = os.times()
     return t.user + t.system
@@ -67,7 +73,7 @@ def main(argv: list[str] | None = None) -> int:
         stack = LocalHub(root=ROOT, state_dir=Path(tmp) / "state", contact="bench", extra_env=env)
         t0 = time.perf_counter()
         stack.start()
-        print(f"stack up in {time.perf_counter() - t0:.2f} s ({args.session} session servers)")
+        print(f"stack up in {time.perf_counter() - t0:.2f} s ({args.session} session servers); load {load()}")
         hub = psutil.Process(stack.hub_process.pid)
         proxy = next(p for p in hub.children() if "configurable-http-proxy" in " ".join(p.cmdline()))
         rows = []
@@ -103,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"median over {len(rows)} attendees ({args.session}): login {median('login'):.2f} s, "
           f"click to notebook {median('notebook'):.2f} s (target < 2.5 s), "
-          f"login+spawn+pull {median('cpu'):.2f} CPU-s per attendee (target 1.5)")
+          f"login+spawn+pull {median('cpu'):.2f} CPU-s per attendee (target 1.5); load {load()}")
     return 0
 
 

@@ -82,6 +82,7 @@ class Attendee:
     started: float = field(default_factory=time.monotonic)  # the rehearsal's clock origin
     result: AttendeeResult = field(init=False)
     page: httpx.Response | None = field(init=False, default=None)  # JupyterLab's page of the notebook
+    clicked: float = field(init=False, default=0.0)  # when the link was clicked (time.monotonic)
     pulled_at: float | None = field(init=False, default=None)  # when nbgitpuller said 'finished'
     session: Session | None = field(init=False, default=None)
     # (sent, answered) of the hub's /hub/spawn/ redirect. JupyterHub 6 sends every launch there and
@@ -94,7 +95,7 @@ class Attendee:
 
     async def run(self) -> AttendeeResult:
         browser = Browser(self.name, token=self.token, cookies=self.cookies)
-        click = time.monotonic()
+        click = self.clicked = time.monotonic()
         self.result.clicked_at = round(click - self.started, 3)
         self.result.clicked_wall = time.time()
         try:

@@ -15,7 +15,6 @@
 from __future__ import annotations
 
 import asyncio
-import time
 from collections.abc import Mapping
 
 import httpx
@@ -112,13 +111,12 @@ class Drivers:
         pulling ("pull") and loading JupyterLab on the notebook ("lab").
         """
         attendee = Attendee(client.username, launch_url, cookies=client.cookies.jar, spawn_timeout=timeout)
-        began = time.monotonic()
         result = asyncio.run(attendee.run())
         if result.outcome != Outcome.IN or attendee.page is None:
             raise RuntimeError(f"the launch link ended {result.outcome}: {result.detail}\n{self.log_tail()}")
         if timings is not None and attendee.pulled_at is not None and result.pull_s is not None:
-            finished = began + (result.time_to_notebook or 0.0)
-            timings.update(server=attendee.pulled_at - result.pull_s - began, pull=result.pull_s,
+            finished = attendee.clicked + (result.time_to_notebook or 0.0)
+            timings.update(server=attendee.pulled_at - result.pull_s - attendee.clicked, pull=result.pull_s,
                            lab=finished - attendee.pulled_at)
         return attendee.page
 
