@@ -2,8 +2,8 @@
 
 `LocalHub` (and `RehearsalHub`, with the prewarm service) is a casabook.hub.local.LocalStack plus:
 
-- the organisers' raw REST calls, `api(method, path, token=None, json=...)`, returning the response
-  whatever its status (tests assert on 403s), and `cap_status()`;
+- the organisers' REST calls through casabook.hub.api, `api(method, path, token=None, json=...)`,
+  returning the response whatever its status (tests assert on 403s), and `cap_status()`;
 - an attendee's login in steps: `authorize(name)` goes through the identity provider and stops
   before the hub's callback (for races and tampering), `finish_login(client, url)` completes it,
   `login(name)` does both; an error page is a LoginRefused(status, page);
@@ -52,9 +52,12 @@ class Drivers:
     log_tail: object
 
     def api(self, method: str, path: str, *, token: str | None = None, **kwargs: object) -> httpx.Response:
-        headers = {"Authorization": f"token {token or self.api_token}"}
-        return httpx.request(method, f"{self.hub_url}/hub/api/{path.lstrip('/')}", headers=headers,
-                             timeout=60, **kwargs)  # type: ignore[arg-type]
+        """casabook.hub.api's call with the organisers' token (or `token`), whatever the status."""
+        async def call() -> httpx.Response:
+            async with HubAPI(self.hub_url, token or self.api_token, timeout=60) as api:
+                return await api.send(method, path, **kwargs)
+
+        return asyncio.run(call())
 
     def cap_status(self) -> dict[str, object]:
         response = self.api("GET", "casabook/cap")
