@@ -46,10 +46,10 @@ class LoggedIn(httpx.Client):
 class Drivers:
     """What a test does on a started stack (mixed into a LocalStack)."""
 
+    # LocalStack's, which every class using these drivers is.
     hub_url: str
     api_token: str
     idp: object
-    log_tail: object
 
     def api(self, method: str, path: str, *, token: str | None = None, **kwargs: object) -> httpx.Response:
         """casabook.hub.api's call with the organisers' token (or `token`), whatever the status."""
