@@ -15,7 +15,9 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Coroutine, Mapping
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import httpx
 
@@ -24,6 +26,19 @@ from casabook.hub.local import DemoUser, LocalStack
 from casabook.rehearsal.attendee import Attendee
 from casabook.rehearsal.results import Outcome
 from casabook.rehearsal.stack import RehearsalStack
+
+
+T = TypeVar("T")
+
+
+def run_sync(coroutine: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, also from a thread that already runs a loop (Playwright's sync API does)."""
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coroutine)
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coroutine).result()
 
 
 class LoginRefused(Exception):
@@ -57,7 +72,7 @@ class Drivers:
             async with HubAPI(self.hub_url, token or self.api_token, timeout=60) as api:
                 return await api.send(method, path, **kwargs)
 
-        return asyncio.run(call())
+        return run_sync(call())
 
     def cap_status(self) -> dict[str, object]:
         response = self.api("GET", "casabook/cap")
@@ -102,7 +117,7 @@ class Drivers:
                 await api.wait_ready(username, timeout=timeout)
 
         try:
-            asyncio.run(wait())
+            run_sync(wait())
         except SpawnFailed as failed:
             raise RuntimeError(f"{username}'s server did not start: {failed}:\n{self.log_tail()}") from None
 
@@ -114,7 +129,7 @@ class Drivers:
         pulling ("pull") and loading JupyterLab on the notebook ("lab").
         """
         attendee = Attendee(client.username, launch_url, cookies=client.cookies.jar, spawn_timeout=timeout)
-        result = asyncio.run(attendee.run())
+        result = run_sync(attendee.run())
         if result.outcome != Outcome.IN or attendee.page is None:
             raise RuntimeError(f"the launch link ended {result.outcome}: {result.detail}\n{self.log_tail()}")
         if timings is not None and attendee.pulled_at is not None and result.pull_s is not None:
