@@ -32,11 +32,10 @@ from pathlib import Path
 
 import psutil
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
+from casabook.testing.hub import LocalHub
+from casabook.testing.materials import MaterialsRepo, notebook_text
 
-from casabook.hub.local import LocalStack  # noqa: E402
-from hubfixtures import MaterialsRepo, notebook_text  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
 
 
 def cpu(process: psutil.Process) -> float:
@@ -45,6 +44,12 @@ def cpu(process: psutil.Process) -> float:
     except psutil.NoSuchProcess:
         return 0.0
     return t.user + t.system + t.children_user + t.children_system
+
+
+def load() -> str:
+    """The machine is shared: the load average says how quiet it was."""
+    one, five, _ = os.getloadavg()
+    return f"{one:.1f}/{five:.1f}"
 
 
 def own_cpu() -> float:
@@ -65,10 +70,10 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="casabook-bench-") as tmp:
         repo = materials(Path(tmp) / "upstream")
         env = {"CASABOOK_STOCK_SESSION": "1"} if args.session == "stock" else {}
-        stack = LocalStack(root=ROOT, state_dir=Path(tmp) / "state", contact="bench", extra_env=env)
+        stack = LocalHub(root=ROOT, state_dir=Path(tmp) / "state", contact="bench", extra_env=env)
         t0 = time.perf_counter()
         stack.start()
-        print(f"stack up in {time.perf_counter() - t0:.2f} s ({args.session} session servers)")
+        print(f"stack up in {time.perf_counter() - t0:.2f} s ({args.session} session servers); load {load()}")
         hub = psutil.Process(stack.hub_process.pid)
         proxy = next(p for p in hub.children() if "configurable-http-proxy" in " ".join(p.cmdline()))
         rows = []
@@ -104,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
 
     print(f"median over {len(rows)} attendees ({args.session}): login {median('login'):.2f} s, "
           f"click to notebook {median('notebook'):.2f} s (target < 2.5 s), "
-          f"login+spawn+pull {median('cpu'):.2f} CPU-s per attendee (target 1.5)")
+          f"login+spawn+pull {median('cpu'):.2f} CPU-s per attendee (target 1.5); load {load()}")
     return 0
 
 

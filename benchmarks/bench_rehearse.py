@@ -30,16 +30,16 @@ import tempfile
 import time
 from pathlib import Path
 
+from casabook import atomic
+from casabook.hub.api import HubAPI
+from casabook.hub.prewarm import prewarm
+from casabook.rehearsal.crowd import rehearse_crowd
+from casabook.rehearsal.report import plot_time_to_notebook, write_outputs
+from casabook.rehearsal.results import CrowdPlan, Rehearsal
+from casabook.rehearsal.stack import RehearsalStack
+from casabook.testing.materials import MaterialsRepo
+
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "tests"))
-
-from hubfixtures import MaterialsRepo  # noqa: E402
-
-from casabook.hub.api import HubAPI  # noqa: E402
-from casabook.hub.prewarm import prewarm  # noqa: E402
-from casabook.rehearsal.stack import RehearsalStack  # noqa: E402
-from casabook.rehearsal.report import plot_time_to_notebook, write_outputs  # noqa: E402
-from casabook.rehearsal.crowd import CrowdPlan, Rehearsal, rehearse_crowd  # noqa: E402
 
 CONTACT = "casabook benchmark <bench@casabook.invalid>"
 
@@ -207,7 +207,7 @@ def main(argv: list[str] | None = None) -> int:
                               totals={label: args.participants for label in series},
                               title=f"{args.participants} attendees clicking within {args.ramp:g} s "
                                     f"({os.cpu_count()} cores)")
-    (args.output / "bench.json").write_text(json.dumps({"trying_out": trials, "runs": rows}, indent=2) + "\n")
+    atomic.write_text(args.output / "bench.json", json.dumps({"trying_out": trials, "runs": rows}, indent=2) + "\n")
     print(f"figures: {args.output / 'bench.json'}")
     return 0
 

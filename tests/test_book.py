@@ -22,7 +22,7 @@ from zoneinfo import ZoneInfo
 import nbformat
 import pytest
 import yaml
-from workshops import edit_yaml, git, make_workshop, tiny_notebook
+from casabook.testing.workshops import edit_yaml, git, make_workshop, tiny_notebook
 
 from casabook.book import BookBuildError, build_book
 from casabook.book.checks import launch_anchors

@@ -21,8 +21,6 @@ import pytest
 from browser import (FOCUSED, HEADINGS, IMAGES_WITHOUT_ALT, SCREENSHOTS, decline_news, first_output, heading_problems,
                      is_redirect, launch_chromium, new_person, run_to_first_output, screenshot,
                      screenshot_on_failure, tab_until, wait_for_notebook)
-from hubfixtures import TEST_CONTACT, hub_factory  # noqa: F401 (fixture)
-from workshops import copy_workshop
 
 from casabook.book import build_book
 from casabook.book.checks import pages
@@ -32,6 +30,8 @@ from casabook.hub.local import DEMO_USERS, DemoUser
 from casabook.hub.serve import serve_folder
 from casabook.links import default_source
 from casabook.model import Workshop, load_workshop
+from casabook.testing.fixtures import TEST_CONTACT
+from casabook.testing.workshops import copy_workshop
 
 pytestmark = pytest.mark.browser
 
@@ -65,7 +65,7 @@ def workshop(tmp_path_factory) -> Workshop:
 
 
 @pytest.fixture(scope="module")
-def stack(hub_factory):  # noqa: F811
+def stack(hub_factory):
     users = (*DEMO_USERS, *(DemoUser(name) for name in ("carol", LATECOMER)))
     return hub_factory(participants=CAP, users=users)
 

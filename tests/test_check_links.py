@@ -9,7 +9,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from workshops import edit_yaml, git, make_workshop, tiny_notebook
+from casabook.testing.workshops import edit_yaml, git, make_workshop, tiny_notebook
 
 from casabook.atomic import leftovers
 from casabook.cli import main

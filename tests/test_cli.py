@@ -10,7 +10,7 @@ from pathlib import Path
 import jsonschema
 import nbformat
 import pytest
-from workshops import REPO, edit_yaml, make_workshop, tiny_notebook
+from casabook.testing.workshops import REPO, edit_yaml, make_workshop, tiny_notebook
 
 from casabook.cli import build_parser, main
 from casabook.data import load_manifest

@@ -23,7 +23,7 @@ from casabook.hub import chart
 from casabook.hub.caps import ParticipantCap
 from casabook.hub.config import load_hub_facility
 from casabook.hub.prewarm import PREWARM_SCOPES, PREWARM_SERVICE
-from workshops import make_workshop
+from casabook.testing.workshops import make_workshop
 
 REPO = Path(__file__).resolve().parents[1]
 KUBERNETES = ["coffea-casa-cms", "atlas-af", "coffea-opendata"]

@@ -25,7 +25,7 @@ from casabook.hub.config import (
 )
 from casabook.model import load_workshop
 import coffea_hub_extra
-from workshops import make_workshop
+from casabook.testing.workshops import make_workshop
 
 REPO = Path(__file__).resolve().parents[1]
 ISSUER = "http://127.0.0.1:9400"

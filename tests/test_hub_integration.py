@@ -10,8 +10,8 @@ from __future__ import annotations
 import base64
 import json
 import re
-import shutil
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -23,21 +23,21 @@ import httpx
 import psutil
 import pytest
 
-from casabook.hub.local import LoginRefused
-from hubfixtures import REPO_ROOT, hub_factory, materials_repo  # noqa: F401 (fixtures)
-from workshops import make_workshop
+from casabook.cli import main
+from casabook.testing.hub import LoginRefused
+from casabook.testing.workshops import runnable_workshop
 
 pytestmark = pytest.mark.hub
 CAP = 3
 
 
 @pytest.fixture(scope="module")
-def hub(hub_factory):  # noqa: F811
+def hub(hub_factory):
     return hub_factory()
 
 
 @pytest.fixture(scope="module")
-def capped_hub(hub_factory):  # noqa: F811
+def capped_hub(hub_factory):
     return hub_factory(participants=CAP)
 
 
@@ -54,7 +54,7 @@ def test_oauth_login_end_to_end(hub):
     assert hub.api("GET", "users/organiser").json()["admin"] is True
 
 
-def test_launch_link_puts_the_materials_in_the_attendees_home(hub, materials_repo):  # noqa: F811
+def test_launch_link_puts_the_materials_in_the_attendees_home(hub, materials_repo):
     browser = hub.login("alice")
     page = hub.launch(browser, materials_repo.launch_url(hub.hub_url, "nb/intro.ipynb"))
     assert page.status_code == 200
@@ -64,19 +64,28 @@ def test_launch_link_puts_the_materials_in_the_attendees_home(hub, materials_rep
     assert (pulled / "exercises.py").is_file()
 
 
+def _family(pid: int) -> list[psutil.Process]:
+    return [psutil.Process(pid), *psutil.Process(pid).children(recursive=True)]
+
+
 def test_nothing_listens_beyond_loopback(hub):
     hub.api("POST", "users/organiser/server")
     hub.wait_ready("organiser")
-    processes = [psutil.Process(hub.hub_process.pid), *psutil.Process(hub.hub_process.pid).children(recursive=True)]
+    processes = _family(hub.hub_process.pid) + _family(hub.idp.process.pid)
     listening = [(p.name(), c.laddr) for p in processes for c in p.net_connections(kind="inet")
                  if c.status == psutil.CONN_LISTEN]
-    assert len({addr.port for _, addr in listening}) >= 4, listening  # proxy, proxy API, hub, a server
+    # proxy, proxy API, hub, a server, the identity provider
+    assert len({addr.port for _, addr in listening}) >= 5, listening
     assert all(addr.ip == "127.0.0.1" for _, addr in listening), listening
-    idp_host = urlsplit(hub.oidc_url).hostname
-    assert idp_host == "127.0.0.1"
+    # Where the hub itself sends an attendee to log in: that identity provider, on this machine.
+    login = httpx.get(f"{hub.hub_url}/hub/oauth_login", timeout=30)
+    assert login.status_code == 302
+    provider = urlsplit(login.headers["location"])
+    assert (provider.hostname, provider.port) == ("127.0.0.1", hub.idp.port)
+    assert provider.port in {addr.port for _, addr in listening}
 
 
-def test_materials_update_never_loses_the_attendees_work(hub, materials_repo):  # noqa: F811
+def test_materials_update_never_loses_the_attendees_work(hub, materials_repo):
     browser = hub.login("bob")
     link = materials_repo.launch_url(hub.hub_url, "nb/intro.ipynb")
     hub.launch(browser, link)
@@ -213,9 +222,7 @@ def test_full_cap_admits_organisers_and_returning_participants_and_survives_a_re
 
 
 def test_casabook_hub_runs_until_ctrl_c_and_leaves_no_process_behind(tmp_path):
-    root = make_workshop(tmp_path / "workshop")
-    (root / "node_modules").symlink_to(REPO_ROOT / "node_modules")
-    shutil.copy(REPO_ROOT / "hub-config" / "jupyterhub_config.py", root / "hub-config")
+    root = runnable_workshop(tmp_path / "workshop")
     command = [sys.executable, "-m", "casabook.cli", "--root", str(root), "hub", "--port", "0",
                "--state", str(tmp_path / "state")]
     process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
@@ -232,3 +239,24 @@ def test_casabook_hub_runs_until_ctrl_c_and_leaves_no_process_behind(tmp_path):
     finally:
         if process.poll() is None:
             process.kill()
+
+
+def test_a_busy_port_is_a_one_line_error_naming_the_log(tmp_path, capsys):
+    root = runnable_workshop(tmp_path / "workshop")
+    state = tmp_path / "state"
+    before = {p.pid for p in psutil.Process().children(recursive=True)}
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        port = holder.getsockname()[1]
+        code = main(["--root", str(root), "hub", "--port", str(port), "--state", str(state)])
+    err = capsys.readouterr().err
+    assert code == 2, err
+    assert "Traceback" not in err
+    assert len(err.strip().splitlines()) == 1, err
+    assert "[hub-start]" in err and f"its port is {port}" in err and "in use" in err
+    assert str(state / "logs" / "hub.log") in err
+    # Nothing of the half-started stack is left: the identity provider stopped with it.
+    left = [p for p in psutil.Process().children(recursive=True)
+            if p.pid not in before and p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+    assert not left, [p.cmdline() for p in left]

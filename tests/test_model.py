@@ -7,7 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
-from workshops import REPO, edit_yaml, make_workshop, tiny_notebook
+from casabook.testing.workshops import REPO, edit_yaml, make_workshop, tiny_notebook
 
 import nbformat
 from casabook.cli import main

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 
 import coffea_hub_extra
-from casabook.hub.local import LocalStack, LoginRefused
-from workshops import make_workshop
+from casabook.testing.hub import LocalHub, LoginRefused
+from casabook.testing.workshops import make_workshop
 
 pytestmark = pytest.mark.hub
 REPO = Path(__file__).resolve().parents[1]
@@ -34,7 +34,7 @@ def stack(tmp_path_factory):
     shutil.copy(REPO / "hub-config" / "jupyterhub_config.py", root / "hub-config")
     (root / "node_modules").symlink_to(REPO / "node_modules")
     secrets = tmp_path_factory.mktemp("secrets")
-    with LocalStack(root=root, state_dir=tmp_path_factory.mktemp("hub-state"), facility=FACILITY, participants=1,
+    with LocalHub(root=root, state_dir=tmp_path_factory.mktemp("hub-state"), facility=FACILITY, participants=1,
                     contact="organisers <organisers@casabook.invalid>",
                     extra_env={"PYTHONPATH": str(REPO / "tests"), "COFFEA_SECRETS_DIR": str(secrets)}) as started:
         yield started, secrets

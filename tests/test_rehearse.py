@@ -9,23 +9,23 @@ from __future__ import annotations
 import asyncio
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
 import pytest
-from hubfixtures import REPO_ROOT, TEST_CONTACT, MaterialsRepo, materials_repo  # noqa: F401
 from traitlets.config import Config
-from workshops import make_workshop
 
-from casabook.rehearsal.attendee import Outcome
 from casabook.cli import main
 from casabook.hub.config import apply_organiser_token
 from casabook.hub.prewarm import PREWARM_SCOPES, PREWARM_SERVICE, apply_prewarm_service, prewarm
-from casabook.rehearsal.stack import RehearsalStack
-from casabook.rehearsal.crowd import CrowdPlan, percentile, rehearse_crowd
 from casabook.hub.stats import attendance_from_users, collect
+from casabook.rehearsal.crowd import rehearse_crowd
+from casabook.rehearsal.results import CrowdPlan, Outcome, percentile
+from casabook.testing.fixtures import REPO_ROOT, TEST_CONTACT
+from casabook.testing.hub import RehearsalHub
+from casabook.testing.materials import MaterialsRepo
+from casabook.testing.workshops import runnable_workshop
 
 
 # --- without a hub -----------------------------------------------------------------------------
@@ -89,10 +89,7 @@ def test_prewarm_service_joins_the_organisers_service_and_is_idempotent() -> Non
 @pytest.fixture
 def workshop_root(tmp_path: Path) -> Path:
     """A throw-away workshop that can run the local hub: the repository's config and proxy."""
-    root = make_workshop(tmp_path / "workshop")
-    shutil.copy(REPO_ROOT / "hub-config" / "jupyterhub_config.py", root / "hub-config")
-    (root / "node_modules").symlink_to(REPO_ROOT / "node_modules")
-    return root
+    return runnable_workshop(tmp_path / "workshop")
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -116,9 +113,9 @@ def test_traffic_stays_on_this_machine(workshop_root: Path, args: list[str], mes
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RehearsalStack]:
+def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RehearsalHub]:
     """The local hub with the prewarm service, cap 3."""
-    hub = RehearsalStack(root=REPO_ROOT, state_dir=tmp_path_factory.mktemp("rehearsal-hub"), participants=3,
+    hub = RehearsalHub(root=REPO_ROOT, state_dir=tmp_path_factory.mktemp("rehearsal-hub"), participants=3,
                          contact=TEST_CONTACT)
     hub.start()
     yield hub
@@ -126,7 +123,7 @@ def stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RehearsalStack]:
 
 
 @pytest.mark.hub
-def test_crowd_beyond_the_cap_gets_exactly_the_cap_in(workshop_root: Path, materials_repo: MaterialsRepo,  # noqa: F811
+def test_crowd_beyond_the_cap_gets_exactly_the_cap_in(workshop_root: Path, materials_repo: MaterialsRepo,
                                                       tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     """`casabook rehearse` starts its own hub with --cap 3; 5 attendees click within 2 s."""
     output = tmp_path / "out"
@@ -150,7 +147,7 @@ def test_crowd_beyond_the_cap_gets_exactly_the_cap_in(workshop_root: Path, mater
 
 
 @pytest.mark.hub
-def test_prewarmed_server_is_not_spawned_again(stack: RehearsalStack, materials_repo: MaterialsRepo) -> None:  # noqa: F811
+def test_prewarmed_server_is_not_spawned_again(stack: RehearsalHub, materials_repo: MaterialsRepo) -> None:
     name = "attendee-001"
     stack.login(name)  # registered: holds a place, no server yet
     assert stack.api("GET", f"users/{name}").json()["servers"] == {}
@@ -172,7 +169,7 @@ def test_prewarmed_server_is_not_spawned_again(stack: RehearsalStack, materials_
 
 
 @pytest.mark.hub
-def test_prewarm_token_holds_only_its_scopes(stack: RehearsalStack) -> None:
+def test_prewarm_token_holds_only_its_scopes(stack: RehearsalHub) -> None:
     who = stack.api("GET", "user", token=stack.prewarm_token).json()
     assert (who["kind"], who["name"]) == ("service", PREWARM_SERVICE)
     assert stack.api("POST", "users/someone-new", token=stack.prewarm_token).status_code == 403
@@ -180,7 +177,7 @@ def test_prewarm_token_holds_only_its_scopes(stack: RehearsalStack) -> None:
 
 
 @pytest.mark.hub
-def test_prewarm_refuses_participants_who_never_logged_in(stack: RehearsalStack, materials_repo: MaterialsRepo,  # noqa: F811
+def test_prewarm_refuses_participants_who_never_logged_in(stack: RehearsalHub, materials_repo: MaterialsRepo,
                                                           workshop_root: Path,
                                                           capsys: pytest.CaptureFixture[str],
                                                           monkeypatch: pytest.MonkeyPatch) -> None:
@@ -193,7 +190,7 @@ def test_prewarm_refuses_participants_who_never_logged_in(stack: RehearsalStack,
 
 
 @pytest.mark.hub
-def test_prewarm_command_with_the_organisers_token(stack: RehearsalStack, materials_repo: MaterialsRepo,  # noqa: F811
+def test_prewarm_command_with_the_organisers_token(stack: RehearsalHub, materials_repo: MaterialsRepo,
                                                    workshop_root: Path, capsys: pytest.CaptureFixture[str],
                                                    monkeypatch: pytest.MonkeyPatch) -> None:
     """Without the service's token, prewarm mints a one-hour token with the same narrow scopes."""
@@ -212,7 +209,7 @@ def test_prewarm_command_with_the_organisers_token(stack: RehearsalStack, materi
 
 
 @pytest.mark.hub
-def test_stats_match_the_hubs_own_api(stack: RehearsalStack, workshop_root: Path,
+def test_stats_match_the_hubs_own_api(stack: RehearsalHub, workshop_root: Path,
                                       capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
     stack.login("attendee-003")  # registered, no server
     users = stack.api("GET", "users").json()
@@ -241,7 +238,7 @@ def test_stats_match_the_hubs_own_api(stack: RehearsalStack, workshop_root: Path
 
 @pytest.mark.hub
 def test_token_login_reaches_the_notebook_where_no_login_page_can_be_automated(
-        stack: RehearsalStack, materials_repo: MaterialsRepo) -> None:  # noqa: F811
+        stack: RehearsalHub, materials_repo: MaterialsRepo) -> None:
     plan = CrowdPlan(hub_url=stack.hub_url, launch_url=materials_repo.launch_url(stack.hub_url, "nb/intro.ipynb"),
                      participants=1, ramp_s=0, login="token", api_token=stack.api_token, run_first_cell=True,
                      name_prefix="by-token")

@@ -4,6 +4,7 @@ repository, and stops everything on Ctrl-C."""
 
 from __future__ import annotations
 
+import asyncio
 import os
 import queue
 import re
@@ -17,9 +18,10 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from workshops import copy_workshop
 
+from casabook.hub.browser import Browser
 from casabook.links import parse_launch_url
+from casabook.testing.workshops import copy_workshop
 
 pytestmark = pytest.mark.hub
 
@@ -78,9 +80,11 @@ def test_up_serves_the_book_into_the_local_hub_and_stops_cleanly(tmp_path: Path)
             assert hub == hub_url
             assert source.repo == workshop.resolve().as_uri()  # the local hub pulls this repository
             assert notebook == "notebooks/cms/01-nanoevents.ipynb"
-            # The launch link starts at the hub's log-in (the attendee is not logged in yet).
-            login = client.get(links[0].replace("&amp;", "&"))
-            assert login.status_code == 200 and "127.0.0.1" in str(login.url)
+        # The launch link starts at the hub's log-in (the attendee is not logged in yet): the
+        # identity provider's form, on this machine.
+        login = asyncio.run(_visit(links[0].replace("&amp;", "&")))
+        assert login.status_code == 200 and 'name="sub"' in login.text, login.url
+        assert login.url.host == "127.0.0.1" and login.url.path.endswith("/oauth2/authorize"), login.url
     finally:
         process.send_signal(signal.SIGINT)
         try:
@@ -92,6 +96,15 @@ def test_up_serves_the_book_into_the_local_hub_and_stops_cleanly(tmp_path: Path)
     assert "ConfigProxy" not in "".join(seen), "the proxy's log belongs in the state folder, not on the console"
     survivors = [p for p in children if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
     assert not survivors, f"left running after Ctrl-C: {[p.cmdline() for p in survivors]}"
+
+
+async def _visit(url: str) -> httpx.Response:
+    """Where a newcomer's browser lands on clicking `url`."""
+    browser = Browser("newcomer")
+    try:
+        return await browser.navigate(url)
+    finally:
+        await browser.close()
 
 
 def process_tree(pid: int) -> list[psutil.Process]:

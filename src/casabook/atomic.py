@@ -22,12 +22,13 @@ def _umask() -> int:
 
 
 @contextmanager
-def replacing(path: Path, mode: Literal["w", "wb"] = "w") -> Iterator[IO]:
+def replacing(path: Path, mode: Literal["w", "wb"] = "w", *, private: bool = False) -> Iterator[IO]:
     """Open a temporary file beside `path`; on a clean exit it is synced and renamed onto `path`.
 
     On any exception (a full disk, Ctrl-C, a checksum that does not match) the temporary file is
     removed and `path` keeps what it had. The new file gets the permissions an ordinary write would
-    give it (mkstemp's 0600 would hide a report or a data file from a colleague or a web server).
+    give it (mkstemp's 0600 would hide a report or a data file from a colleague or a web server);
+    ``private`` keeps 0600, for a secret such as an API token.
     """
     path.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".part")
@@ -36,15 +37,16 @@ def replacing(path: Path, mode: Literal["w", "wb"] = "w") -> Iterator[IO]:
             yield stream
             stream.flush()
             os.fsync(stream.fileno())
-        os.chmod(temporary, 0o666 & ~_umask())
+        if not private:
+            os.chmod(temporary, 0o666 & ~_umask())
         os.replace(temporary, path)
     finally:
         Path(temporary).unlink(missing_ok=True)
 
 
-def write_text(path: Path, text: str) -> Path:
-    """Write `text` to `path` atomically (UTF-8)."""
-    with replacing(path) as stream:
+def write_text(path: Path, text: str, *, private: bool = False) -> Path:
+    """Write `text` to `path` atomically (UTF-8); ``private``: readable by its owner only."""
+    with replacing(path, private=private) as stream:
         stream.write(text)
     return path
 

@@ -134,7 +134,7 @@ def _cmd_hub_render(args: argparse.Namespace) -> int:
 
 
 def _cmd_up(args: argparse.Namespace) -> int:
-    from casabook.hub.serve import up
+    from casabook.up import up
 
     return up(_root(args), state_dir=_path(args.state), port=args.port, book_port=args.book_port,
               participants=args.participants)

@@ -71,6 +71,7 @@ CODES: dict[str, str] = {
     "unknown-authenticator-class": "a facility's authenticator class_name cannot be imported",
     "authenticator-class-kind": "a facility's authenticator class is not a subclass of its kind's class",
     "not-loopback": "a hub or identity provider address is not on this machine",
+    "hub-start": "a part of the local stack (identity provider, proxy, hub) did not start",
     "missing-client-secret": "the OAuth client secret's environment variable is not set",
     "no-issuer": "the local identity provider's URL is not known at start",
     "no-proxy": "configurable-http-proxy is not installed (npm ci)",

@@ -42,6 +42,12 @@ class Bar:
         if self._progress is not None and self._task is not None:
             self._progress.update(self._task, status=escape(text))
 
+    def total(self, total: float) -> None:
+        """The line's size, once known (work whose size a first step finds out)."""
+        self._total = total
+        if self._progress is not None and self._task is not None:
+            self._progress.update(self._task, total=total)
+
     def finish(self, total: float | None = None) -> None:
         """Mark the line complete (with its real total, for work whose size was unknown)."""
         if self._progress is not None and self._task is not None:

@@ -88,12 +88,16 @@ class HubAPI:
     async def __aexit__(self, *exc: object) -> None:
         await self._client.aclose()
 
-    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+    async def send(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        """One call, answered as the hub answered it: error statuses too (request() raises on them)."""
         try:
-            response = await self._client.request(method, path.lstrip("/"), **kwargs)
+            return await self._client.request(method, path.lstrip("/"), **kwargs)
         except httpx.TransportError as error:
             raise CasabookError("hub-unreachable", f"no hub answers at {self.hub_url} ({error.__class__.__name__}): "
                                 "is it running? (`casabook hub`, or give --hub-url)", key="--hub-url") from None
+
+    async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
+        response = await self.send(method, path, **kwargs)
         if response.status_code == 401:
             raise CasabookError("hub-token", f"the hub at {self.hub_url} does not accept the API token "
                                 f"({_message(response)}): is it the token this hub was configured with?")
@@ -103,9 +107,6 @@ class HubAPI:
         if response.status_code >= 400:
             raise HubAPIError(response.status_code, method, path, _message(response))
         return response
-
-    async def whoami(self) -> dict[str, Any]:
-        return (await self.request("GET", "user")).json()
 
     async def users(self, *, state: str | None = None) -> list[dict[str, Any]]:
         """Every user model (servers included when the token may read them), page by page."""

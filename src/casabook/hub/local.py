@@ -1,9 +1,9 @@
-"""The embedded default: JupyterHub, configurable-http-proxy and an OIDC provider on 127.0.0.1.
+"""The embedded default's supervisor: JupyterHub, configurable-http-proxy and an OIDC provider on 127.0.0.1.
 
-`LocalStack` starts and stops the three parts; `casabook hub`, the integration tests, the rehearsal
-and the browser tests all use it. Its helpers act as an attendee's browser would, without
-JavaScript: `login` goes through the real OAuth dance with the identity provider, `launch` follows a
-launch link, waits for the server, and makes the call to nbgitpuller the git-pull page makes.
+`LocalStack` starts and stops the three parts; `casabook hub`, `casabook up`, the rehearsal, the
+tests and the benchmarks all use it. A part that does not start is a CasabookError naming its log.
+What attendees do on the stack lives elsewhere: casabook.hub.browser (their browser) and
+casabook.testing (the tests' drivers).
 """
 
 from __future__ import annotations
@@ -11,20 +11,21 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import secrets
 import signal
 import socket
 import subprocess
 import sys
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import psutil
 
+from casabook import atomic
 from casabook.errors import CasabookError
 
 CONFIG_FILE = Path("hub-config") / "jupyterhub_config.py"
@@ -46,15 +47,6 @@ class DemoUser:
 DEMO_USERS = (DemoUser("organiser", organiser=True), DemoUser("alice"), DemoUser("bob"))
 
 
-class LoginRefused(Exception):
-    """The hub answered the OAuth callback with an error page (not a redirect)."""
-
-    def __init__(self, status: int, page: str) -> None:
-        self.status = status
-        self.page = page
-        super().__init__(f"login refused with HTTP {status}")
-
-
 def free_ports(count: int) -> list[int]:
     """`count` distinct free loopback ports: every socket stays bound until all are chosen, so the
     kernel cannot hand the same port out twice."""
@@ -70,6 +62,19 @@ def free_ports(count: int) -> list[int]:
 
 def free_port() -> int:
     return free_ports(1)[0]
+
+
+BUSY_PORT = re.compile(r"EADDRINUSE|[Aa]ddress already in use")
+
+
+def start_failure(part: str, what: str, log_path: Path | None, port: int) -> CasabookError:
+    """A part of the stack that did not start, in one line: why, where it says more."""
+    log = log_path.read_text(errors="replace") if log_path and log_path.exists() else ""
+    # The proxy (which the hub starts on the public port) or the part itself found its port taken.
+    busy = f": a port it needs on 127.0.0.1 is in use (its port is {port}: choose another with --port, or stop " \
+        "what holds it)" if BUSY_PORT.search(log) else ""
+    where = f"; its log: {log_path}" if log_path else ""
+    return CasabookError("hub-start", f"{part} {what}{busy}{where}")
 
 
 class IdentityProvider:
@@ -101,8 +106,8 @@ class IdentityProvider:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.process.poll() is not None:
-                raise RuntimeError(f"the identity provider exited with code {self.process.returncode}"
-                                   + (f":\n{self.log_path.read_text(errors='replace')[-2000:]}" if self.log_path else ""))
+                raise start_failure("the identity provider", f"exited with code {self.process.returncode}",
+                                    self.log_path, self.port)
             try:
                 if httpx.get(f"{self.url}/.well-known/openid-configuration", timeout=2).status_code == 200:
                     return self
@@ -110,7 +115,7 @@ class IdentityProvider:
                 pass
             time.sleep(0.1)
         self.stop()
-        raise RuntimeError(f"the identity provider did not answer within {timeout:.0f} s")
+        raise start_failure("the identity provider", f"did not answer within {timeout:.0f} s", self.log_path, self.port)
 
     def stop(self) -> None:
         process, self.process = self.process, None
@@ -130,7 +135,7 @@ class IdentityProvider:
 
 @dataclass
 class LocalStack:
-    """The embedded hub. Use as a context manager, or call start() and stop()."""
+    """The embedded hub: start() it, and stop() it in a finally (it stops whatever it started)."""
 
     root: Path
     state_dir: Path
@@ -176,9 +181,7 @@ class LocalStack:
         logging.getLogger("httpx").setLevel(logging.WARNING)
         (self.state_dir / "logs").mkdir(parents=True, exist_ok=True)
         (self.state_dir / "homes").mkdir(exist_ok=True)
-        token_file = self.state_dir / "organiser-token"
-        token_file.write_text(self.api_token + "\n")
-        token_file.chmod(0o600)
+        atomic.write_text(self.state_dir / "organiser-token", self.api_token + "\n", private=True)
         try:
             if self.idp is None:
                 self.idp = IdentityProvider(self.users, self.state_dir / "logs" / "oidc.log").start()
@@ -218,6 +221,7 @@ class LocalStack:
 
     def start_hub(self, timeout: float = 90) -> None:
         log = open(self.log_path, "ab")  # noqa: SIM115 (kept open for the process's life)
+        since = log.tell()  # a restart appends to the same log: only this start's lines count
         self.hub_process = subprocess.Popen(
             [sys.executable, "-m", "jupyterhub", "-f", str(self.config_file())],
             cwd=self.state_dir, env=self.hub_environment(), stdout=log, stderr=subprocess.STDOUT,
@@ -231,7 +235,14 @@ class LocalStack:
             if self.hub_process.poll() is not None:
                 code = self.hub_process.returncode
                 self.stop_hub()  # the proxy it started outlives it otherwise
-                raise RuntimeError(f"the hub exited with code {code}:\n{self.log_tail()}")
+                raise start_failure("the hub", f"exited with code {code}", self.log_path, self.port)
+            with open(self.log_path, "rb") as written:
+                written.seek(since)
+                busy = BUSY_PORT.search(written.read().decode(errors="replace"))
+            if busy:
+                # The proxy logs the busy port and lives on, so the hub never exits: waiting is no use.
+                self.stop_hub()
+                raise start_failure("the hub", "could not listen", self.log_path, self.port)
             try:
                 if httpx.get(f"{self.hub_url}/hub/api/", timeout=2).status_code == 200:
                     return
@@ -239,7 +250,7 @@ class LocalStack:
                 pass
             time.sleep(0.2)
         self.stop_hub()
-        raise RuntimeError(f"the hub did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+        raise start_failure("the hub", f"did not answer within {timeout:.0f} s", self.log_path, self.port)
 
     def stop_hub(self, timeout: float = 30) -> None:
         """SIGTERM: JupyterHub stops the attendees' servers and the proxy; stragglers are killed."""
@@ -280,120 +291,7 @@ class LocalStack:
             self.idp.stop()
             self.idp = None
 
-    def __enter__(self) -> LocalStack:
-        return self.start()
-
-    def __exit__(self, *exc: object) -> None:
-        self.stop()
-
     def log_tail(self, lines: int = 40) -> str:
         if not self.log_path.exists():
             return ""
         return "\n".join(self.log_path.read_text(errors="replace").splitlines()[-lines:])
-
-    # --- the REST API as the organisers' service ---------------------------------------------
-
-    def api(self, method: str, path: str, *, token: str | None = None, **kwargs: object) -> httpx.Response:
-        headers = {"Authorization": f"token {token or self.api_token}"}
-        return httpx.request(method, f"{self.hub_url}/hub/api/{path.lstrip('/')}", headers=headers,
-                             timeout=60, **kwargs)  # type: ignore[arg-type]
-
-    def cap_status(self) -> dict[str, object]:
-        response = self.api("GET", "casabook/cap")
-        response.raise_for_status()
-        return response.json()
-
-    # --- an attendee's browser ----------------------------------------------------------------
-
-    def authorize(self, username: str, *, next_path: str = "/hub/home",
-                  claims: Mapping[str, object] | None = None) -> tuple[httpx.Client, str]:
-        """Log in at the identity provider; return the browser and the hub callback URL to visit.
-
-        The identity is (re)created with a preferred_username equal to `username`, unless `claims`
-        says otherwise.
-        """
-        assert self.idp, "the stack is not started"
-        self.idp.set_claims(username, claims if claims is not None else DemoUser(username).claims)
-        client = httpx.Client(base_url=self.hub_url, timeout=60, follow_redirects=False)
-        response = client.get("/hub/oauth_login", params={"next": next_path})
-        if response.status_code != 302:
-            raise LoginRefused(response.status_code, response.text)
-        authorize_url = response.headers["location"]
-        # The provider's page posts back to itself; its "Authorize" button sends the subject.
-        consent = httpx.post(authorize_url, data={"sub": username}, timeout=30)
-        if consent.status_code != 302:
-            raise RuntimeError(f"the identity provider answered {consent.status_code}: {consent.text[:500]}")
-        return client, consent.headers["location"]
-
-    @staticmethod
-    def finish_login(client: httpx.Client, callback_url: str) -> httpx.Client:
-        response = client.get(callback_url)
-        if response.status_code != 302:
-            raise LoginRefused(response.status_code, response.text)
-        return client
-
-    def login(self, username: str, *, next_path: str = "/hub/home",
-              claims: Mapping[str, object] | None = None) -> httpx.Client:
-        """A full OAuth login; returns an httpx client holding the attendee's hub cookies."""
-        client, callback = self.authorize(username, next_path=next_path, claims=claims)
-        return self.finish_login(client, callback)
-
-    def wait_ready(self, username: str, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            server = self.api("GET", f"users/{username}").json().get("servers", {}).get("")
-            if server and server.get("ready"):
-                return
-            if not server or not server.get("pending"):
-                raise RuntimeError(f"{username}'s server is not starting:\n{self.log_tail()}")
-            time.sleep(0.1)
-        raise RuntimeError(f"{username}'s server was not ready within {timeout:.0f} s")
-
-    def launch(self, client: httpx.Client, launch_url: str, *, timeout: float = 120,
-               timings: dict[str, float] | None = None) -> httpx.Response:
-        """Follow a launch link as a browser would and return the notebook's JupyterLab page.
-
-        Starts the server if needed (waiting past the spawn-pending page), then makes the call the
-        git-pull page's script makes: /user/NAME/git-pull/api with the page's _xsrf token.
-        `timings`, if given, receives the seconds spent reaching the git-pull page ("server"),
-        pulling ("pull") and loading JupyterLab on the notebook ("lab").
-        """
-        clock = time.perf_counter()
-        marks = timings if timings is not None else {}
-        response = _follow(client, client.get(launch_url))
-        path = urlsplit(str(response.url)).path
-        if "/hub/spawn-pending/" in path:
-            self.wait_ready(path.rstrip("/").split("/")[-1], timeout)
-            response = _follow(client, client.get(launch_url))
-            path = urlsplit(str(response.url)).path
-        if response.status_code != 200 or not path.endswith("/git-pull"):
-            raise RuntimeError(f"launch link ended at {response.url} with HTTP {response.status_code}")
-        marks["server"], clock = time.perf_counter() - clock, time.perf_counter()
-        query = {k: v[0] for k, v in parse_qs(urlsplit(str(response.url)).query).items()}
-        events = list(self.pull_events(client, path, query))
-        if not events or events[-1].get("phase") != "finished":
-            raise RuntimeError(f"nbgitpuller did not finish: {events[-3:]}")
-        marks["pull"], clock = time.perf_counter() - clock, time.perf_counter()
-        page = _follow(client, client.get(f"{path[: -len('git-pull')]}{query['urlpath']}"))
-        marks["lab"] = time.perf_counter() - clock
-        return page
-
-    @staticmethod
-    def pull_events(client: httpx.Client, page_path: str, query: dict[str, str]) -> Iterator[dict]:
-        params = {k: query[k] for k in ("repo", "branch", "targetpath", "depth") if k in query}
-        params["_xsrf"] = client.cookies.get("_xsrf", path=page_path.rsplit("/", 1)[0] + "/") or \
-            next(c.value for c in client.cookies.jar if c.name == "_xsrf")
-        with client.stream("GET", f"{page_path}/api", params=params, timeout=300) as stream:
-            for line in stream.iter_lines():
-                if line.startswith("data: "):
-                    yield json.loads(line[len("data: "):])
-
-
-def _follow(client: httpx.Client, response: httpx.Response, limit: int = 20) -> httpx.Response:
-    """Follow redirects by hand: httpx drops nothing, but we stop at the spawn-pending page."""
-    for _ in range(limit):
-        if response.status_code not in (301, 302, 303, 307, 308):
-            return response
-        response = client.get(response.headers["location"] if "://" in response.headers["location"]
-                              else str(response.url.join(response.headers["location"])))
-    raise RuntimeError(f"too many redirects from {response.url}")

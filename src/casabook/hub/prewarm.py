@@ -27,8 +27,10 @@ import httpx
 from rich.console import Console
 
 from casabook.errors import CasabookError
-from casabook.hub.api import HubAPI, HubAPIError, SpawnFailed, read_events, user_path
+from casabook.hub.api import HubAPI, HubAPIError, SpawnFailed, user_path
+from casabook.hub.browser import Browser, PageError, PullFailed
 from casabook.links import Source
+from casabook.progress import progress_bar
 
 if TYPE_CHECKING:
     from casabook.model import Facility
@@ -59,12 +61,6 @@ def apply_prewarm_service(c: Any, token: str) -> None:
     c.JupyterHub.services = [*services, {"name": PREWARM_SERVICE, "api_token": token}]
     roles = [r for r in (hub.load_roles if "load_roles" in hub else []) if r.get("name") != PREWARM_ROLE]
     c.JupyterHub.load_roles = [*roles, prewarm_role()]
-
-
-def helm_values(token_secret_ref: str = "casabook-prewarm-token") -> dict[str, Any]:
-    """The same service and role for zero-to-jupyterhub's Helm chart (the token from a Secret)."""
-    return {"hub": {"services": {PREWARM_SERVICE: {"apiToken": f"<value of the {token_secret_ref} Secret>"}},
-                    "loadRoles": {PREWARM_ROLE: prewarm_role()}}}
 
 
 @dataclass
@@ -109,25 +105,7 @@ async def select_users(api: HubAPI, names: list[str] | None) -> list[str]:
     return names
 
 
-async def pull(client: httpx.AsyncClient, hub_url: str, name: str, source: Source, *, timeout: float) -> None:
-    """The call nbgitpuller's page makes, made by the service into the participant's server."""
-    url = f"{hub_url}/user/{user_path(name)}/git-pull/api"
-    params = {"repo": source.repo, "branch": source.branch, "targetpath": source.targetpath}
-    last: dict[str, Any] = {}
-    async with asyncio.timeout(timeout):
-        async with client.stream("GET", url, params=params, timeout=httpx.Timeout(timeout, connect=10)) as response:
-            if response.status_code != 200:
-                await response.aread()
-                raise RuntimeError(f"HTTP {response.status_code} from {name}'s git-pull")
-            async for event in read_events(response):
-                last = event
-                if event.get("phase") in ("finished", "error"):
-                    break
-    if last.get("phase") != "finished":
-        raise RuntimeError(str(last.get("message", f"the pull ended without 'finished': {last}"))[:300])
-
-
-async def prewarm_one(api: HubAPI, client: httpx.AsyncClient, name: str, source: Source, *,
+async def prewarm_one(api: HubAPI, browser: Browser, name: str, source: Source, *,
                       spawn_timeout: float, pull_timeout: float, max_retry_wait: float) -> PrewarmedUser:
     result = PrewarmedUser(name)
     began = time.monotonic()
@@ -149,8 +127,10 @@ async def prewarm_one(api: HubAPI, client: httpx.AsyncClient, name: str, source:
             result.spawn_s = round(time.monotonic() - began, 3)
         began = time.monotonic()
         try:
-            await pull(client, api.hub_url, name, source, timeout=pull_timeout)
-        except (RuntimeError, TimeoutError, httpx.HTTPError) as error:
+            # What nbgitpuller's page does, done by the service into the participant's server.
+            await browser.git_pull(f"{api.hub_url}/user/{user_path(name)}/", {
+                "repo": source.repo, "branch": source.branch, "targetpath": source.targetpath}, timeout=pull_timeout)
+        except (PullFailed, PageError, TimeoutError, httpx.HTTPError) as error:
             result.outcome, result.detail = "pull-failed", str(error)[:300]
             return result
         result.pull_s = round(time.monotonic() - began, 3)
@@ -171,9 +151,8 @@ async def prewarm(hub_url: str, token: str, source: Source, *, users: list[str] 
     (keep it at or under the facility's concurrent_spawns, or the hub answers 429)."""
     began = time.monotonic()
     report = PrewarmReport(hub_url, {"repo": source.repo, "branch": source.branch, "targetpath": source.targetpath})
-    async with HubAPI(hub_url, token) as api, httpx.AsyncClient(
-            headers={"Authorization": f"token {token}"}, follow_redirects=False,
-            limits=httpx.Limits(max_connections=max(concurrency * 2, 10))) as client:
+    browser = Browser(PREWARM_SERVICE, token=token, timeout=pull_timeout, max_connections=max(concurrency * 2, 10))
+    async with HubAPI(hub_url, token) as api:
         names = await select_users(api, users)
         if on_selected:
             on_selected(len(names))
@@ -181,13 +160,16 @@ async def prewarm(hub_url: str, token: str, source: Source, *, users: list[str] 
 
         async def one(name: str) -> PrewarmedUser:
             async with gate:
-                done = await prewarm_one(api, client, name, source, spawn_timeout=spawn_timeout,
+                done = await prewarm_one(api, browser, name, source, spawn_timeout=spawn_timeout,
                                          pull_timeout=pull_timeout, max_retry_wait=max_retry_wait)
             if on_done:
                 on_done(done)
             return done
 
-        report.users = list(await asyncio.gather(*(one(name) for name in names)))
+        try:
+            report.users = list(await asyncio.gather(*(one(name) for name in names)))
+        finally:
+            await browser.close()
     report.seconds = round(time.monotonic() - began, 3)
     return report
 
@@ -221,7 +203,6 @@ def run_command(root: Path, *, facility_name: str, users: list[str] | None, hub_
                 console: Console, fmt: str = "table") -> int:
     import json
 
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
     from rich.table import Table
 
     from casabook.links import default_source
@@ -235,14 +216,14 @@ def run_command(root: Path, *, facility_name: str, users: list[str] | None, hub_
         (t for t in workshop.tracks.values() if t.facility == facility.name), next(iter(workshop.tracks.values())))
     source = default_source(workshop.root, chosen, repo=repo, branch=branch)
     token, origin = resolve_token(workshop.root, facility, url)
-    progress = Progress(TextColumn("[bold]prewarm[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        console=Console(stderr=True))
-    task = progress.add_task("prewarm", total=None)
-    with progress:
+    with progress_bar(Console(stderr=True), "prewarm", transient=False) as bar:
+        def done(user: PrewarmedUser) -> None:
+            bar.advance()
+            bar.status(f"{user.name}: {user.outcome}")
+
         report = asyncio.run(prewarm(
             url, token, source, users=users, concurrency=concurrency or min(facility.caps.concurrent_spawns, 10),
-            spawn_timeout=facility.hub.start_timeout_seconds + 60,
-            on_selected=lambda n: progress.update(task, total=n), on_done=lambda _: progress.advance(task)))
+            spawn_timeout=facility.hub.start_timeout_seconds + 60, on_selected=bar.total, on_done=done))
     if fmt == "json":
         print(json.dumps({**report.to_json(), "token": origin}, indent=2))
     else:

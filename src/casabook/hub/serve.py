@@ -1,7 +1,7 @@
-"""`casabook hub` and `casabook up`: run the embedded default in the foreground until Ctrl-C.
+"""`casabook hub`: run the embedded default in the foreground until Ctrl-C.
 
 Ctrl-C (or SIGTERM) stops everything in order: the hub stops the attendees' servers and the proxy,
-then the identity provider and the book server stop; nothing is left running.
+then the identity provider stops; nothing is left running. casabook.up adds the book to the same.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from rich.console import Console
 
 from casabook.errors import CasabookError
 from casabook.hub.config import load_hub_facility, organisers_contact
-from casabook.hub.local import LocalStack, free_port
+from casabook.hub.local import LocalStack
 from casabook.model import Workshop, load_workshop
 
 
@@ -46,7 +46,7 @@ def prepare_stack(workshop: Workshop, *, facility: str = "local", state_dir: Pat
 
 
 @contextmanager
-def _stop_on_sigterm() -> Iterator[None]:
+def stop_on_sigterm() -> Iterator[None]:
     # A supervisor's SIGTERM takes the same orderly way out as Ctrl-C; SIGINT is set explicitly
     # because a shell starting us in the background hands it down ignored.
     def interrupt(signum: int, frame: object) -> None:
@@ -60,7 +60,7 @@ def _stop_on_sigterm() -> Iterator[None]:
             signal.signal(sig, handler)
 
 
-def _wait(stack: LocalStack) -> int:
+def wait_for_hub(stack: LocalStack) -> int:
     """Until Ctrl-C (0) or until the hub dies (1)."""
     try:
         while stack.hub_process is not None and stack.hub_process.poll() is None:
@@ -72,7 +72,7 @@ def _wait(stack: LocalStack) -> int:
     return 1
 
 
-def _describe(console: Console, stack: LocalStack, book_url: str | None = None) -> None:
+def describe(console: Console, stack: LocalStack, book_url: str | None = None) -> None:
     console = Console(file=console.file, soft_wrap=True, highlight=False)
     console.print(f"[bold]hub[/]       {stack.hub_url}  (participants' cap: "
                   f"{stack.participants or 'as in hub-config/' + stack.facility + '.yml'})")
@@ -90,12 +90,12 @@ def run_hub(root: Path, *, facility: str = "local", state_dir: Path | None = Non
     console = console or Console()
     stack = prepare_stack(load_workshop(root), facility=facility, state_dir=state_dir, port=port,
                           participants=participants)
-    with _stop_on_sigterm():
+    with stop_on_sigterm():
         try:
             with console.status("starting the identity provider, the proxy and the hub"):
                 stack.start()
-            _describe(console, stack)
-            return _wait(stack)
+            describe(console, stack)
+            return wait_for_hub(stack)
         finally:
             stack.stop()
 
@@ -117,29 +117,3 @@ def serve_folder(folder: Path, port: int = 0) -> Iterator[str]:
         server.shutdown()
         server.server_close()
         thread.join(5)
-
-
-def up(root: Path, *, state_dir: Path | None = None, port: int = 8000, book_port: int = 0,
-       participants: int | None = None, console: Console | None = None) -> int:
-    """The whole workshop on this machine: data, the book pointed at the local hub, the hub."""
-    from casabook.book import build_book
-    from casabook.data import default_data_dir, fetch
-
-    console = console or Console()
-    workshop = load_workshop(root)
-    stack = prepare_stack(workshop, state_dir=state_dir, port=port or free_port(), participants=participants)
-    fetch(default_data_dir(workshop.root), console=console)
-    # The local hub clones this very repository (file:// clones shallow, as nbgitpuller needs), not
-    # its origin: what the instructor has committed here is what attendees of the rehearsal get.
-    # Its own output folder, so the facilities' book in book/_build/html stays as it was.
-    html = build_book(workshop, hub_override=stack.hub_url, repo=workshop.root.resolve().as_uri(),
-                      output=workshop.root / "book" / "_build" / "html-local", console=console)
-    with _stop_on_sigterm():
-        try:
-            with serve_folder(html, book_port) as book_url:
-                with console.status("starting the identity provider, the proxy and the hub"):
-                    stack.start()
-                _describe(console, stack, book_url)
-                return _wait(stack)
-        finally:
-            stack.stop()

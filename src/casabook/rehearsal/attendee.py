@@ -19,55 +19,20 @@ import json
 import re
 import time
 import uuid
-import urllib.request
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
+from http.cookiejar import CookieJar
 from typing import Any
 from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from casabook.hub.api import is_loopback, read_events, user_path
+from casabook.hub.api import user_path
+from casabook.hub.browser import SCRIPT, Browser, OffLoopback, PageError, PullFailed, check_loopback, page_text
+from casabook.rehearsal.results import AttendeeResult, Outcome
 
 MAX_PAGES = 40  # page loads per attendee: a launch needs about 12
-MAX_REDIRECTS = 20
 MAX_RETRIES = 8  # "try again" pages (429) an attendee sits through before giving up
-NAVIGATE = {"Sec-Fetch-Mode": "navigate", "Sec-Fetch-Site": "same-origin", "Accept": "text/html"}
-# What a browser sends for an EventSource or fetch() from the page: the hub and the user server
-# then check the page's _xsrf token, as they do for a real browser.
-SCRIPT = {"Sec-Fetch-Mode": "cors", "Sec-Fetch-Site": "same-origin"}
 FULL_PAGE = "workshop is full"
-
-
-class Outcome:
-    IN = "in"  # JupyterLab open on the notebook
-    REFUSED = "refused"  # the "This workshop is full" page
-    SPAWN_FAILED = "spawn-failed"
-    PULL_FAILED = "pull-failed"
-    CELL_FAILED = "cell-failed"  # in, but the first code cell raised or never answered
-    GAVE_UP = "gave-up"  # too many "try again" pages
-    TIMEOUT = "timeout"
-    ERROR = "error"  # a page nobody expected (status and URL in `detail`)
-
-
-@dataclass
-class AttendeeResult:
-    name: str
-    outcome: str = Outcome.ERROR
-    clicked_at: float = 0.0  # seconds after the rehearsal started
-    clicked_wall: float = 0.0  # the same moment as a Unix time, to compare with the hub's records
-    time_to_notebook: float | None = None  # click -> JupyterLab page of the notebook
-    login_s: float | None = None
-    spawn_s: float | None = None  # None: the server was already running (prewarmed or returning)
-    pull_s: float | None = None
-    first_cell_s: float | None = None
-    spawned: bool = False
-    http_429: int = 0
-    retries: int = 0
-    pages: int = 0
-    detail: str = ""
-
-    def to_json(self) -> dict[str, Any]:
-        return asdict(self)
 
 
 @dataclass
@@ -78,10 +43,6 @@ class Session:
     delete_url: str
 
 
-class OffLoopback(Exception):
-    pass
-
-
 class Stop(Exception):
     """Ends the walk with an outcome."""
 
@@ -89,89 +50,6 @@ class Stop(Exception):
         self.outcome = outcome
         self.detail = detail
         super().__init__(f"{outcome}: {detail}")
-
-
-@dataclass
-class Browser:
-    """Cookies, redirects followed by hand (so each page is seen), loopback only."""
-
-    name: str
-    timeout: float = 60
-    token: str | None = None  # an admin-issued API token, where no login page can be automated
-    client: httpx.AsyncClient = field(init=False)
-
-    def __post_init__(self) -> None:
-        self.hops: list[tuple[float, float, int, str]] = []  # (sent, answered, status, path) of every page
-        self.transport_retries = 0
-        headers = {"User-Agent": "casabook-rehearsal"}
-        if self.token:
-            headers["Authorization"] = f"token {self.token}"
-        self.client = httpx.AsyncClient(follow_redirects=False, headers=headers,
-                                        timeout=httpx.Timeout(self.timeout, connect=10))
-
-    async def close(self) -> None:
-        await self.client.aclose()
-
-    async def navigate(self, url: str, *, data: dict[str, str] | None = None) -> httpx.Response:
-        """Load a page (GET, or POST a form) and follow its redirects, as the address bar does."""
-        method = "POST" if data is not None else "GET"
-        for _ in range(MAX_REDIRECTS):
-            _check(url)
-            sent = time.monotonic()
-            try:
-                response = await self.client.request(method, url, data=data, headers=NAVIGATE)
-            except (httpx.RemoteProtocolError, httpx.ConnectError, httpx.ReadError):
-                if method != "GET":
-                    raise
-                # A connection closed without an answer: browsers retry an idempotent request once.
-                self.transport_retries += 1
-                await asyncio.sleep(1.0)
-                response = await self.client.request(method, url, data=data, headers=NAVIGATE)
-            self.hops.append((sent, time.monotonic(), response.status_code, response.url.path))
-            if response.status_code not in (301, 302, 303, 307, 308):
-                return response
-            url = str(response.url.join(response.headers["location"]))
-            method, data = "GET", None
-        raise Stop(Outcome.ERROR, f"more than {MAX_REDIRECTS} redirects from {url}")
-
-    async def events(self, url: str, *, params: dict[str, str], timeout: float) -> list[dict[str, Any]]:
-        """An EventSource the page opens: every message until the stream says it is done."""
-        _check(url)
-        events: list[dict[str, Any]] = []
-        async with asyncio.timeout(timeout):
-            async with self.client.stream("GET", url, params=params, headers={**SCRIPT, "Accept": "text/event-stream"},
-                                          timeout=httpx.Timeout(timeout, connect=10)) as response:
-                if response.status_code != 200:
-                    await response.aread()
-                    raise Stop(Outcome.ERROR, f"HTTP {response.status_code} from {urlsplit(url).path}: "
-                               f"{_text(response)[:200]}")
-                async for event in read_events(response):
-                    events.append(event)
-                    if event.get("ready") or event.get("failed") or event.get("phase") in ("finished", "error"):
-                        break
-        return events
-
-    def xsrf_cookie(self, path: str) -> str:
-        """The _xsrf cookie the user server set for its pages (JupyterLab sends it as X-XSRFToken)."""
-        matches = [c for c in self.client.cookies.jar if c.name == "_xsrf" and path.startswith(c.path)]
-        return max(matches, key=lambda c: len(c.path)).value if matches else ""
-
-    def cookie_header(self, url: str) -> str:
-        request = urllib.request.Request(url.replace("ws://", "http://", 1))
-        self.client.cookies.jar.add_cookie_header(request)
-        return request.get_header("Cookie") or ""
-
-
-def _check(url: str) -> None:
-    if not is_loopback(url):
-        raise OffLoopback(f"refusing to send rehearsal traffic off this machine: {url}")
-
-
-def _text(response: httpx.Response) -> str:
-    try:
-        return response.text
-    except (UnicodeDecodeError, httpx.ResponseNotRead):
-        return ""
 
 
 def _page_message(page: str) -> str:
@@ -200,8 +78,12 @@ class Attendee:
     cell_timeout: float = 120
     max_retry_wait: float = 60
     token: str | None = None
+    cookies: CookieJar | None = None  # a browser already logged in (the tests'), else a fresh one
     started: float = field(default_factory=time.monotonic)  # the rehearsal's clock origin
     result: AttendeeResult = field(init=False)
+    page: httpx.Response | None = field(init=False, default=None)  # JupyterLab's page of the notebook
+    clicked: float = field(init=False, default=0.0)  # when the link was clicked (time.monotonic)
+    pulled_at: float | None = field(init=False, default=None)  # when nbgitpuller said 'finished'
     session: Session | None = field(init=False, default=None)
     # (sent, answered) of the hub's /hub/spawn/ redirect. JupyterHub 6 sends every launch there and
     # waits on it for a server that starts within its slow_spawn_timeout, so a fast spawn shows no
@@ -212,8 +94,8 @@ class Attendee:
         self.result = AttendeeResult(self.name)
 
     async def run(self) -> AttendeeResult:
-        browser = Browser(self.name, token=self.token)
-        click = time.monotonic()
+        browser = Browser(self.name, token=self.token, cookies=self.cookies)
+        click = self.clicked = time.monotonic()
         self.result.clicked_at = round(click - self.started, 3)
         self.result.clicked_wall = time.time()
         try:
@@ -229,6 +111,8 @@ class Attendee:
             self.result.outcome, self.result.detail = stop.outcome, stop.detail
         except TimeoutError:
             self.result.outcome, self.result.detail = Outcome.TIMEOUT, "a page or stream did not finish in time"
+        except PageError as error:
+            self.result.outcome, self.result.detail = Outcome.ERROR, str(error)[:300]
         except (httpx.HTTPError, OffLoopback) as error:
             self.result.outcome, self.result.detail = Outcome.ERROR, f"{error.__class__.__name__}: {error}"[:300]
         except Exception as error:  # noqa: BLE001 (a websocket or parsing surprise ends one walk, not the crowd)
@@ -254,7 +138,7 @@ class Attendee:
             self.result.pages += 1
             url = str(response.url)
             path = urlsplit(url).path
-            page = _text(response)
+            page = page_text(response)
             status = response.status_code
 
             if status == 200 and path.endswith("/oauth2/authorize") and 'name="sub"' in page:
@@ -281,6 +165,7 @@ class Attendee:
             if status == 200 and "/lab" in path and path.startswith("/user/"):
                 self.spawn_request = next(((sent, answered) for sent, answered, code, hop in browser.hops
                                            if "/hub/spawn/" in hop and code in (302, 303)), None)
+                self.page = response
                 return url
             if status == 424 or ('id="start"' in page and "/hub/" in path):
                 # "Server not running" (or a failed spawn's "Relaunch"): the attendee clicks the button.
@@ -311,7 +196,7 @@ class Attendee:
         self.result.http_429 += 1
         self.result.retries += 1
         if self.result.retries > MAX_RETRIES:
-            raise Stop(Outcome.GAVE_UP, f"{self.result.http_429} 'try again' pages: {_page_message(_text(response))}")
+            raise Stop(Outcome.GAVE_UP, f"{self.result.http_429} 'try again' pages: {_page_message(page_text(response))}")
         try:
             wait = float(response.headers.get("Retry-After", "10"))
         except ValueError:
@@ -344,11 +229,11 @@ class Attendee:
             value = _attr(page, f"data-{optional}")
             if value is not None:
                 params[optional] = value
-        api = str(httpx.URL(url).join(f"{base}git-pull/api"))
-        events = await browser.events(api, params=params, timeout=self.pull_timeout)
-        last = events[-1] if events else {}
-        if last.get("phase") != "finished":
-            raise Stop(Outcome.PULL_FAILED, str(last.get("message", f"the pull ended without 'finished': {last}"))[:300])
+        try:
+            await browser.git_pull(str(httpx.URL(url).join(base)), params, timeout=self.pull_timeout)
+        except PullFailed as failed:
+            raise Stop(Outcome.PULL_FAILED, str(failed)) from None
+        self.pulled_at = time.monotonic()
         self.result.pull_s = round(time.monotonic() - began, 3)
         return str(httpx.URL(url).join(f"{base}{_attr(page, 'data-path') or ''}"))
 
@@ -362,7 +247,7 @@ class Attendee:
         api = f"{hub}/hub/api/users/{user_path(self.name)}"
         began = time.monotonic()
         for _ in range(MAX_RETRIES + 1):
-            _check(api)
+            check_loopback(api)
             response = await browser.client.post(f"{api}/server")
             if response.status_code == 429:
                 await asyncio.sleep(min(float(response.headers.get("Retry-After", "10")), self.max_retry_wait))
@@ -378,16 +263,17 @@ class Attendee:
             if not (events and events[-1].get("ready")):
                 raise Stop(Outcome.SPAWN_FAILED, str(events[-1:]))
             self.result.spawn_s = round(time.monotonic() - began, 3)
-        elif not (response.status_code == 400 and "already running" in _text(response)):
-            raise Stop(Outcome.SPAWN_FAILED, f"HTTP {response.status_code}: {_text(response)[:200]}")
+        elif not (response.status_code == 400 and "already running" in page_text(response)):
+            raise Stop(Outcome.SPAWN_FAILED, f"HTTP {response.status_code}: {page_text(response)[:200]}")
         page_url = f"{hub}/user/{user_path(self.name)}/git-pull?{parts.query}"
         response = await browser.navigate(page_url)
-        if response.status_code != 200 or "data-xsrf" not in _text(response):
+        if response.status_code != 200 or "data-xsrf" not in page_text(response):
             raise Stop(Outcome.ERROR, f"HTTP {response.status_code} at the git-pull page")
-        target = await self._pull(browser, str(response.url), _text(response))
+        target = await self._pull(browser, str(response.url), page_text(response))
         response = await browser.navigate(target)
         if response.status_code != 200:
             raise Stop(Outcome.ERROR, f"HTTP {response.status_code} at {response.url.path}")
+        self.page = response
         return str(response.url)
 
     # --- a kernel and the first code cell ---------------------------------------------------
@@ -444,7 +330,7 @@ async def _execute(browser: Browser, channels_url: str, code: str, username: str
     from tornado.httpclient import HTTPRequest
     from tornado.websocket import websocket_connect
 
-    _check(channels_url)
+    check_loopback(channels_url)
     headers = {"Cookie": browser.cookie_header(channels_url), "Sec-Fetch-Mode": "websocket"}
     if browser.token:
         headers["Authorization"] = f"token {browser.token}"

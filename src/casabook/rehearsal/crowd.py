@@ -8,119 +8,27 @@ hub's "try again" answers, and CPU and memory per attendee.
 from __future__ import annotations
 
 import asyncio
-import math
-import os
 import time
 from collections import Counter
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import httpx
 from rich.console import Console
-from rich.progress import Progress
 
-from casabook.rehearsal.attendee import Attendee, AttendeeResult, Outcome
+from casabook import atomic
 from casabook.errors import CasabookError
-from casabook.rehearsal.footprint import Footprint
 from casabook.hub.api import HubAPI, require_loopback, user_path
+from casabook.progress import progress_bar
+from casabook.rehearsal.attendee import Attendee
+from casabook.rehearsal.footprint import Footprint
+from casabook.rehearsal.results import ADMITTED, LOGIN_OIDC, LOGIN_TOKEN, AttendeeResult, CrowdPlan, Rehearsal
 
 if TYPE_CHECKING:
     from casabook.model import Facility, Workshop
-
-LOGIN_OIDC = "oidc"
-LOGIN_TOKEN = "token"
-# Attendees whose walk got past the login and the cap, whatever happened after.
-ADMITTED = (Outcome.IN, Outcome.CELL_FAILED, Outcome.PULL_FAILED, Outcome.SPAWN_FAILED)
-
-
-@dataclass(frozen=True)
-class CrowdPlan:
-    hub_url: str
-    launch_url: str  # the link every attendee clicks (casabook.links.launch_url into this hub)
-    participants: int
-    ramp_s: float = 10.0
-    cap: int | None = None  # the participant cap the hub enforces, for the report
-    login: str = LOGIN_OIDC
-    oidc_url: str | None = None  # the local identity provider (login=oidc)
-    api_token: str | None = None  # the organisers' admin token (login=token; the cap's own view)
-    run_first_cell: bool = False
-    kernel: str = "python3"
-    name_prefix: str = "attendee"
-    attendee_timeout_s: float = 600.0
-    spawn_timeout_s: float = 300.0
-    max_retry_wait_s: float = 60.0
-    hub_pid: int | None = None
-    idp_pid: int | None = None  # the identity provider's process, where it runs here on its own
-    sample_interval_s: float = 1.0
-
-    def names(self) -> list[str]:
-        width = max(3, len(str(self.participants)))
-        return [f"{self.name_prefix}-{i:0{width}d}" for i in range(1, self.participants + 1)]
-
-    def click_times(self) -> list[float]:
-        """Evenly spread over the ramp: attendee i clicks at ramp * i / (N - 1)."""
-        if self.participants == 1:
-            return [0.0]
-        return [self.ramp_s * i / (self.participants - 1) for i in range(self.participants)]
-
-
-@dataclass
-class Rehearsal:
-    plan: CrowdPlan
-    attendees: list[AttendeeResult] = field(default_factory=list)
-    seconds: float = 0.0
-    footprint: dict[str, Any] | None = None
-    hub_view: dict[str, Any] | None = None  # the cap as the hub reports it, when the token may read it
-
-    def summary(self) -> dict[str, Any]:
-        outcomes = Counter(a.outcome for a in self.attendees)
-        times = sorted(a.time_to_notebook for a in self.attendees if a.time_to_notebook is not None)
-        admitted = sum(outcomes[o] for o in ADMITTED)
-        return {
-            "participants": self.plan.participants,
-            "cap": self.plan.cap,
-            "admitted": admitted,
-            "refused": outcomes[Outcome.REFUSED],
-            "in": outcomes[Outcome.IN],
-            "spawn_failures": outcomes[Outcome.SPAWN_FAILED],
-            "other_failures": {o: n for o, n in sorted(outcomes.items())
-                               if o not in (Outcome.IN, Outcome.REFUSED, Outcome.SPAWN_FAILED)},
-            "spawned": sum(a.spawned for a in self.attendees),
-            "http_429": sum(a.http_429 for a in self.attendees),
-            "retries": sum(a.retries for a in self.attendees),
-            "time_to_notebook_s": {"p50": percentile(times, 50), "p95": percentile(times, 95),
-                                   "max": times[-1] if times else None, "n": len(times)},
-            "login_s": _spread([a.login_s for a in self.attendees]),
-            "after_login_s": _spread([a.time_to_notebook - a.login_s for a in self.attendees
-                                      if a.time_to_notebook is not None and a.login_s is not None]),
-            "first_cell_s": _spread([a.first_cell_s for a in self.attendees]),
-            "spawn_s": _spread([a.spawn_s for a in self.attendees]),
-            "pull_s": _spread([a.pull_s for a in self.attendees]),
-            "seconds": self.seconds,
-        }
-
-    def to_json(self) -> dict[str, Any]:
-        plan = {k: v for k, v in self.plan.__dict__.items() if k not in ("api_token",)}
-        return {"summary": self.summary(), "footprint": self.footprint, "hub_view": self.hub_view,
-                "plan": plan, "machine": {"cpus": os.cpu_count()},
-                "attendees": [a.to_json() for a in self.attendees]}
-
-
-def percentile(values: list[float], p: float) -> float | None:
-    """Nearest-rank percentile (no interpolation): the value at least p% of attendees reached."""
-    if not values:
-        return None
-    ordered = sorted(values)
-    return ordered[max(0, math.ceil(p / 100 * len(ordered)) - 1)]
-
-
-def _spread(values: list[float | None]) -> dict[str, float | None]:
-    present = sorted(v for v in values if v is not None)
-    return {"p50": percentile(present, 50), "p95": percentile(present, 95),
-            "max": present[-1] if present else None, "n": len(present)}
-
 
 async def register_identities(oidc_url: str, names: list[str]) -> None:
     """Give each simulated attendee an account at the local identity provider (its PUT /users/<sub>),
@@ -283,36 +191,31 @@ def choose_link(workshop: Workshop, facility: Facility, hub_url: str, options: R
     return launch_url(hub_url, source, notebook)
 
 
-def _progress(console: Console, total: int) -> tuple[Progress, Callable[[str], None], Callable[[AttendeeResult], None]]:
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeElapsedColumn
-
-    progress = Progress(TextColumn("[bold]attendees[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
-                        TextColumn("{task.fields[counts]}"), console=console, transient=False)
-    task = progress.add_task("crowd", total=total, counts="")
+@contextmanager
+def _progress(console: Console, total: int) -> Iterator[tuple[Callable[[str], None], Callable[[AttendeeResult], None]]]:
+    """One line for the crowd: attendees done of all, and how many walk or ended which way."""
     seen: Counter[str] = Counter()
+    with progress_bar(console, "attendees", total, transient=False) as bar:
+        def show() -> None:
+            walking = seen["clicked"] - sum(v for k, v in seen.items() if k != "clicked")
+            bar.status(" · ".join([f"walking {walking}"] + [f"{k} {v}" for k, v in sorted(seen.items()) if k != "clicked"]))
 
-    def show() -> None:
-        walking = seen["clicked"] - sum(v for k, v in seen.items() if k != "clicked")
-        parts = [f"walking {walking}"] + [f"{k} {v}" for k, v in sorted(seen.items()) if k != "clicked"]
-        progress.update(task, counts=" · ".join(parts))
+        def started(name: str) -> None:
+            seen["clicked"] += 1
+            show()
 
-    def started(name: str) -> None:
-        seen["clicked"] += 1
-        show()
+        def done(result: AttendeeResult) -> None:
+            seen[result.outcome] += 1
+            bar.advance()
+            show()
 
-    def done(result: AttendeeResult) -> None:
-        seen[result.outcome] += 1
-        progress.advance(task)
-        show()
-
-    return progress, started, done
+        yield started, done
 
 
 def run_command(root: Path, options: RehearseOptions, console: Console) -> int:
     """Rehearse, print the results, write rehearsal.json and the plot. 0 when every attendee either
     reached the notebook or met the workshop-full page; 1 otherwise."""
     import datetime as dt
-    import shutil
     import tempfile
 
     from casabook.rehearsal.footprint import hub_pid_for
@@ -369,12 +272,11 @@ def run_command(root: Path, options: RehearseOptions, console: Console) -> int:
             api_token=token, run_first_cell=options.run_first_cell, kernel=facility.kernel,
             name_prefix=options.name_prefix, attendee_timeout_s=options.timeout_s or 2 * start_timeout + 300,
             spawn_timeout_s=start_timeout + 60, hub_pid=hub_pid, idp_pid=stack.idp_pid if stack else None)
-        progress, started, done = _progress(console, plan.participants)
-        with progress:
+        with _progress(console, plan.participants) as (started, done):
             rehearsal = asyncio.run(rehearse_crowd(plan, on_start=started, on_done=done))
         json_path, plot = write_outputs(rehearsal, output)
         if stack:
-            shutil.copy(stack.log_path, output / "hub.log")
+            atomic.write_bytes(output / "hub.log", stack.log_path.read_bytes())
     finally:
         if stack:
             with console.status("stopping the hub"):

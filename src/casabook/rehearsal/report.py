@@ -3,6 +3,7 @@ notebook (matplotlib's Agg backend: no display needed)."""
 
 from __future__ import annotations
 
+import io
 import json
 import math
 from pathlib import Path
@@ -11,7 +12,8 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from casabook.rehearsal.crowd import Rehearsal
+from casabook import atomic
+from casabook.rehearsal.results import Rehearsal
 
 JSON_NAME = "rehearsal.json"
 PLOT_NAME = "time-to-notebook.png"
@@ -122,9 +124,10 @@ def plot_time_to_notebook(series: dict[str, list[float]], path: Path, *, title: 
     ecdf.grid(alpha=0.3)
     ecdf.legend(loc="lower right", fontsize="small")
     fig.suptitle(title)
-    fig.savefig(path, dpi=110)
+    image = io.BytesIO()
+    fig.savefig(image, format="png", dpi=110)
     plt.close(fig)
-    return path
+    return atomic.write_bytes(path, image.getvalue())
 
 
 def write_outputs(rehearsal: Rehearsal, output: Path, *, extra: dict[str, Any] | None = None) -> tuple[Path, Path]:
@@ -132,8 +135,7 @@ def write_outputs(rehearsal: Rehearsal, output: Path, *, extra: dict[str, Any] |
     data = rehearsal.to_json()
     if extra:
         data.update(extra)
-    json_path = output / JSON_NAME
-    json_path.write_text(json.dumps(data, indent=2) + "\n")
+    json_path = atomic.write_text(output / JSON_NAME, json.dumps(data, indent=2) + "\n")
     s = rehearsal.summary()
     times = [a.time_to_notebook for a in rehearsal.attendees if a.time_to_notebook is not None]
     title = (f"{s['participants']} attendees within {rehearsal.plan.ramp_s:g} s: "

@@ -11,6 +11,7 @@ import secrets
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from casabook import atomic
 from casabook.hub import local
 from casabook.hub.prewarm import PREWARM_TOKEN_ENV
 
@@ -44,5 +45,5 @@ class RehearsalStack(local.LocalStack):
     def config_file(self) -> Path:
         wrapper = self.state_dir / "jupyterhub_config.py"
         extra = f"\nc = get_config()  # noqa: F821\n{self.extra_config}\n" if self.extra_config else ""
-        wrapper.write_text(WRAPPER.format(config=str(super().config_file()), env=PREWARM_TOKEN_ENV, extra=extra))
+        atomic.write_text(wrapper, WRAPPER.format(config=str(super().config_file()), env=PREWARM_TOKEN_ENV, extra=extra))
         return wrapper

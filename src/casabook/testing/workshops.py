@@ -1,4 +1,4 @@
-"""Throw-away workshops for tests: the repository's real track and facility files, with small notebooks.
+"""Throw-away workshops for tests and benchmarks: the repository's real track and facility files, with small notebooks.
 
 Tests that break a file on purpose work on a copy, so a mistake can never reach the real repository.
 """
@@ -12,7 +12,8 @@ from pathlib import Path
 import nbformat
 import yaml
 
-REPO = Path(__file__).resolve().parents[1]
+# The checkout this package runs from (casabook is installed editable for its tests): src/casabook/testing/.
+REPO = Path(__file__).resolve().parents[3]
 
 
 def tiny_notebook(source: str = "print('hello')", kernel: str = "python3") -> nbformat.NotebookNode:
@@ -35,6 +36,15 @@ def make_workshop(root: Path, *, commit: bool = True) -> Path:
         git(root, "init", "-q", "-b", "main")
         git(root, "add", "-A")
         git(root, "commit", "-q", "-m", "materials")
+    return root
+
+
+def runnable_workshop(root: Path) -> Path:
+    """make_workshop, plus what running the local hub from it takes: the repository's JupyterHub
+    config and its configurable-http-proxy (node_modules, linked)."""
+    make_workshop(root)
+    shutil.copy(REPO / "hub-config" / "jupyterhub_config.py", root / "hub-config")
+    (root / "node_modules").symlink_to(REPO / "node_modules")
     return root
 
 
