@@ -61,15 +61,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_links(args: argparse.Namespace) -> int:
-    from casabook.links import broken_links, render_broken, render_links, track_links
+    from casabook.links import check_links, render_problems, render_links, track_links
     from casabook.model import load_workshop
 
     workshop = load_workshop(_root(args))
     links = [link for track in workshop.select_tracks(args.track)
              for link in track_links(workshop, track, hub_url=args.hub_override, repo=args.repo, branch=args.branch)]
-    broken = broken_links(workshop.root, links)
-    if broken:
-        render_broken(broken, err_console)
+    problems = check_links(workshop.root, links)
+    render_problems(problems, err_console)
+    if any(problem.status == "error" for problem in problems):
         return FAILED
     print(render_links(links, args.format))
     return OK
