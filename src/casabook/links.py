@@ -280,13 +280,18 @@ def _check_remote(root: Path, remote: str, source: Source, notebooks: list[str])
                                       f"branch name, or git fetch {remote} if it was pushed from elsewhere"))
     on_remote = _committed(root, tracking, notebooks)
     committed = _committed(root, local, notebooks) if has_local else set()
+    ahead = has_local and _count(root, f"{tracking}..{local}") > 0
+    behind = has_local and _count(root, f"{local}..{tracking}") > 0
     unpushed = set()
-    if has_local and _git(root, "rev-list", "--count", f"{tracking}..{local}").stdout.strip() not in ("", "0"):
+    if ahead:
         changed = _git(root, "diff", "--name-only", "-z", f"{tracking}...{local}", "--", *notebooks).stdout
         unpushed = set(filter(None, changed.split("\0")))
     found: dict[str, tuple[Literal["error", "warning"], str]] = {}
     for path in notebooks:
-        if path not in on_remote and path in committed:
+        if path not in on_remote and path in committed and behind:
+            found[path] = ("error", f"{path} is not on {seen}, which has commits branch {branch!r} lacks: "
+                                    f"git pull {remote} {branch} to see what changed there, then push the notebook again")
+        elif path not in on_remote and path in committed:
             found[path] = ("error", f"{path} is committed on branch {branch!r} but not pushed ({seen} lacks it): "
                                     f"git push {remote} {branch}")
         elif path not in on_remote and has_local:
@@ -298,6 +303,11 @@ def _check_remote(root: Path, remote: str, source: Source, notebooks: list[str])
             found[path] = ("warning", f"{path} has changes committed on branch {branch!r} but not pushed; attendees "
                                       f"get {remote}'s version ({seen}): git push {remote} {branch}")
     return _SourceCheck(notebooks=found)
+
+
+def _count(folder: Path, revisions: str) -> int:
+    counted = _git(folder, "rev-list", "--count", revisions).stdout.strip()
+    return int(counted) if counted.isdigit() else 0
 
 
 def checked_against(root: Path, source: Source) -> str:
