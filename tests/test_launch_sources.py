@@ -281,12 +281,13 @@ def test_local_facility_keeps_this_clone_as_file_url(tmp_path: Path, capsys):
 
 
 def test_hub_override_on_this_machine_pulls_this_clone(tmp_path: Path, capsys):
-    root = published_workshop(tmp_path / "workshop", SSH)
+    root = published_workshop(tmp_path / "my-checkout", SSH)
+    edit_yaml(root / CMS, lambda d: d.pop("materials"))  # the folder in attendees' homes is the repository's name
     code, sources, _ = links_of(root, capsys, "--hub-override", "http://127.0.0.1:8123")
-    assert code == 0 and {s.repo for s in sources} == {root.resolve().as_uri()}
-    # A hub elsewhere, named on the command line, gets the origin as https://.
+    assert code == 0 and {(s.repo, s.targetpath) for s in sources} == {(root.resolve().as_uri(), "workshop")}
+    # A hub elsewhere, named on the command line, gets the origin as https://, into the same folder.
     code, sources, _ = links_of(root, capsys, "--hub-override", "https://staging.coffea.casa")
-    assert code == 0 and {s.repo for s in sources} == {"https://github.com/org/workshop.git"}
+    assert code == 0 and {(s.repo, s.targetpath) for s in sources} == {("https://github.com/org/workshop.git", "workshop")}
 
 
 def test_local_facility_checks_another_local_repository_it_names(tmp_path: Path, capsys):

@@ -122,13 +122,14 @@ def default_source(root: Path, track: Track, *, repo: str | None = None, branch:
     materials.repo is written, with its line, for messages.
     """
     tracks_file = f"tracks/{track.name}.yml"
+    remotes = _remotes(root)
     if repo:
         given = RepoFrom("option", "--repo", tracks_file)
     elif track.materials.repo:
         repo = track.materials.repo
         given = RepoFrom("materials", materials_key or f"{tracks_file}: materials.repo", tracks_file)
     else:
-        origin = None if hub_url and is_loopback_url(hub_url) else _remotes(root).get("origin")
+        origin = None if hub_url and is_loopback_url(hub_url) else remotes.get("origin")
         if origin:
             repo, given = origin, RepoFrom("origin", "origin", tracks_file)
         else:
@@ -144,8 +145,16 @@ def default_source(root: Path, track: Track, *, repo: str | None = None, branch:
             raise CasabookError("no-branch", reason, file=tracks_file, key="materials.branch")
         branch = head.stdout.strip()
     repo = for_hub(repo)
-    targetpath = track.materials.targetpath or Path(urlsplit(repo).path).name.removesuffix(".git") or "materials"
+    targetpath = track.materials.targetpath or _folder_name(root, repo, remotes) or "materials"
     return Source(repo=repo, branch=branch, targetpath=targetpath, given=given)
+
+
+def _folder_name(root: Path, repo: str, remotes: dict[str, str]) -> str:
+    """The folder a clone of `repo` gets in an attendee's home. For this clone itself, the name of the
+    hosted repository (origin's), so a local hub and the facility's put the materials in one folder."""
+    if is_local(repo) and local_path(repo, root).resolve() == root.resolve() and "origin" in remotes:
+        repo = for_hub(remotes["origin"])
+    return Path(urlsplit(repo).path).name.removesuffix(".git")
 
 
 def track_links(workshop: Workshop, track: Track, *, hub_url: str | None = None,

@@ -233,7 +233,7 @@ def run_command(root: Path, *, facility_name: str, users: list[str] | None, hub_
     url = hub_url_for(facility, hub_url)
     chosen = workshop.select_tracks([track])[0] if track else next(
         (t for t in workshop.tracks.values() if t.facility == facility.name), next(iter(workshop.tracks.values())))
-    source = default_source(workshop.root, chosen, repo=repo, branch=branch)
+    source = default_source(workshop.root, chosen, repo=repo, branch=branch, hub_url=url)
     token, origin = resolve_token(workshop.root, facility, url)
     progress = Progress(TextColumn("[bold]prewarm[/]"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
                         console=Console(stderr=True))
