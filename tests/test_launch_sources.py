@@ -171,7 +171,7 @@ BROKEN = [
                      "git remote add origin https://", "git push -u origin main", "materials.repo in tracks/cms.yml"]),
     (origin_is_a_folder, [], ["shared.git, and the hub at https://coffea.casa cannot clone a folder",
                               "git remote set-url origin https://"]),
-    (materials_repo_is_a_folder, [], ["tracks/cms.yml:LINE: materials.repo: /srv/git/workshop: the hub at "
+    (materials_repo_is_a_folder, [], ["tracks/cms.yml:LINE: materials.repo: file:///srv/git/workshop: the hub at "
                                       "https://coffea.casa cannot clone a folder", "set materials.repo to an https://"]),
     (unpushed_commit, [], [f"{NEW} is committed on branch 'main' but not pushed",
                            "origin/main as of the last fetch lacks it", "git push origin main"]),
@@ -298,7 +298,7 @@ def test_local_facility_checks_another_local_repository_it_names(tmp_path: Path,
     code, _, err = links_of(root, capsys)
     assert code == 1 and "branch 'main' does not exist in materials" in err
     code, sources, err = links_of(root, capsys, "--branch", "trunk")
-    assert code == 0 and {s.repo for s in sources} == {"../materials"}
+    assert code == 0 and {s.repo for s in sources} == {materials.resolve().as_uri()}  # a hub's home is elsewhere
 
 
 def test_book_refuses_a_folder_link_before_building(tmp_path: Path, capsys):

@@ -1,9 +1,13 @@
-"""nbgitpuller launch links: build them, parse them back, and check each one against git.
+"""nbgitpuller launch links: build them, parse them back, and check each one where its hub clones from.
 
 A launch link sends an attendee through their facility's hub to nbgitpuller, which clones (or
 merges into) the materials in their home and opens the notebook in JupyterLab:
 
     {hub}/hub/user-redirect/git-pull?repo=...&branch=...&targetpath=...&urlpath=lab/tree/<targetpath>/<path>
+
+Every launch link casabook makes (links, book, rehearse, prewarm) gets its source here, so the
+rules hold everywhere: the repo as a hub fetches it (SSH as https://), a folder only for a hub on
+this machine, and the branch and notebook checked on what that hub will clone.
 """
 
 from __future__ import annotations
@@ -118,7 +122,8 @@ def default_source(root: Path, track: Track, *, repo: str | None = None, branch:
     Without either, the repo is this repository's origin; for a hub on this machine (`hub_url` on
     loopback), or when there is no origin, it is this clone itself: the local hub clones what is
     committed here (file:// clones shallow, as nbgitpuller needs). The repo is written as a hub
-    fetches it (casabook.repo_url.for_hub: SSH forms as https://). `materials_key` names where
+    fetches it (casabook.repo_url.for_hub: SSH forms as https://; a folder as an absolute file:// URL).
+    `materials_key` names where
     materials.repo is written, with its line, for messages.
     """
     tracks_file = f"tracks/{track.name}.yml"
@@ -144,7 +149,8 @@ def default_source(root: Path, track: Track, *, repo: str | None = None, branch:
                       "HEAD is detached or the repository has no branch; give --branch")
             raise CasabookError("no-branch", reason, file=tracks_file, key="materials.branch")
         branch = head.stdout.strip()
-    repo = for_hub(repo)
+    # A hub on this machine runs nbgitpuller in the attendee's home: a relative path would not resolve there.
+    repo = local_path(repo, root).resolve().as_uri() if is_local(repo) else for_hub(repo)
     targetpath = track.materials.targetpath or _folder_name(root, repo, remotes) or "materials"
     return Source(repo=repo, branch=branch, targetpath=targetpath, given=given)
 
