@@ -147,6 +147,10 @@ def materials_repo_is_a_folder(root: Path) -> None:
     edit_yaml(root / CMS, lambda d: d["materials"].update(repo="/srv/git/workshop"))
 
 
+def origin_is_an_ssh_alias(root: Path) -> None:
+    hosted_remote(root, "gh:org/workshop.git")
+
+
 def unpushed_commit(root: Path) -> None:
     hosted_remote(root)
     add_notebook(root, commit=True)
@@ -173,6 +177,8 @@ BROKEN = [
                               "git remote set-url origin https://"]),
     (materials_repo_is_a_folder, [], ["tracks/cms.yml:LINE: materials.repo: file:///srv/git/workshop: the hub at "
                                       "https://coffea.casa cannot clone a folder", "set materials.repo to an https://"]),
+    (origin_is_an_ssh_alias, [], ["https://gh/org/workshop.git: 'gh' is not a host name a hub can look up",
+                                  "set materials.repo in tracks/cms.yml to the repository's https:// URL"]),
     (unpushed_commit, [], [f"{NEW} is committed on branch 'main' but not pushed",
                            "origin/main as of the last fetch lacks it", "git push origin main"]),
     (uncommitted_notebook, [], [f"{NEW} is not committed on branch 'main'", f"git add {NEW}", "git push origin main"]),
@@ -187,7 +193,7 @@ BROKEN = [
 
 
 @pytest.mark.parametrize("setup, argv, said", BROKEN, ids=[
-    "no-origin", "origin-is-a-folder", "materials-repo-is-a-folder", "committed-not-pushed", "not-committed",
+    "no-origin", "origin-is-a-folder", "materials-repo-is-a-folder", "origin-is-an-ssh-alias", "committed-not-pushed", "not-committed",
     "branch-not-pushed", "origin-never-fetched", "branch-nowhere", "repo-option-is-a-folder"])
 def test_a_link_the_hub_cannot_follow_is_refused_with_the_fix(tmp_path: Path, capsys, setup, argv, said):
     root = make_workshop(tmp_path / "workshop")

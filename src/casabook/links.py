@@ -233,6 +233,11 @@ def _check_source(root: Path, remotes: dict[str, str], link: LaunchLink, noteboo
     if is_ssh(source.repo):
         return _SourceCheck(("error", f"{source.repo} is an SSH URL, and a hub has no SSH key: "
                                       f"publish {for_hub(source.repo)} instead"))
+    host = urlsplit(source.repo).hostname or ""
+    if "." not in host and host != "localhost":
+        return _SourceCheck(("error", f"{source.repo}: {host!r} is not a host name a hub can look up (an alias from "
+                                      f"~/.ssh/config?); set materials.repo in {source.given.tracks_file} to the "
+                                      "repository's https:// URL"))
     remote = _remote_of(remotes, source.repo)
     if remote is None:
         return _SourceCheck(("warning", f"not checked: {source.repo} is not a remote of this repository, and "
