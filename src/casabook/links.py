@@ -105,7 +105,8 @@ def _remotes(root: Path) -> dict[str, str]:
     remotes = {}
     for line in listed.splitlines():
         key, _, url = line.partition(" ")
-        remotes[key.removeprefix("remote.").removesuffix(".url")] = url.strip()
+        # A remote may list several URLs; git fetches from the first.
+        remotes.setdefault(key.removeprefix("remote.").removesuffix(".url"), url.strip())
     return remotes
 
 
