@@ -310,8 +310,8 @@ def _check_remote(root: Path, remote: str, source: Source, notebooks: list[str])
     found: dict[str, tuple[Literal["error", "warning"], str]] = {}
     for path in notebooks:
         if path not in on_remote and path in committed and behind:
-            found[path] = ("error", f"{path} is not on {seen}, which has commits branch {branch!r} lacks: "
-                                    f"git pull {remote} {branch} to see what changed there, then push the notebook again")
+            found[path] = ("error", f"{path} is not on {seen}, which has commits branch {branch!r} lacks: git pull "
+                                    f"{remote} {branch} to see what changed there, then push the notebook again")
         elif path not in on_remote and path in committed:
             found[path] = ("error", f"{path} is committed on branch {branch!r} but not pushed ({seen} lacks it): "
                                     f"git push {remote} {branch}")
