@@ -9,7 +9,8 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from casabook.testing.workshops import edit_yaml, git, make_workshop, tiny_notebook
+from casabook.testing.remotes import hosted_remote, published_workshop
+from casabook.testing.workshops import edit_yaml, git, tiny_notebook
 
 from casabook.atomic import leftovers
 from casabook.cli import main
@@ -21,7 +22,7 @@ CMS_NOTEBOOK = "notebooks/cms/01-nanoevents.ipynb"
 
 @pytest.fixture
 def workshop(tmp_path: Path) -> Path:
-    return make_workshop(tmp_path / "workshop")
+    return published_workshop(tmp_path / "workshop")
 
 
 def test_clean_workshop_passes(workshop: Path, capsys):
@@ -110,9 +111,12 @@ def test_links_markdown_lists_every_notebook_into_its_facility(workshop: Path, c
 
 
 def test_links_default_source_is_origin_and_current_branch(workshop: Path, capsys):
-    git(workshop, "remote", "add", "origin", "https://github.com/casabook-org/agc-workshop.git")
-    git(workshop, "checkout", "-q", "-b", "spring-2027")
+    git(workshop, "remote", "remove", "origin")
+    hosted_remote(workshop, "https://github.com/casabook-org/agc-workshop.git", push=False)
     edit_yaml(workshop / "tracks" / "cms.yml", lambda d: d.pop("materials"))
+    git(workshop, "checkout", "-q", "-b", "spring-2027")
+    git(workshop, "commit", "-q", "-am", "cms pulls into the repository's folder")
+    git(workshop, "push", "-q", "origin", "spring-2027")
     assert main(["--root", str(workshop), "links", "--track", "cms", "--format", "json"]) == 0
     links = json.loads(capsys.readouterr().out)
     _, source, _ = parse_launch_url(links[0]["url"])

@@ -10,7 +10,8 @@ from pathlib import Path
 import jsonschema
 import nbformat
 import pytest
-from casabook.testing.workshops import REPO, edit_yaml, make_workshop, tiny_notebook
+from casabook.testing.remotes import published_workshop
+from casabook.testing.workshops import REPO, edit_yaml, tiny_notebook
 
 from casabook.cli import build_parser, main
 from casabook.data import load_manifest
@@ -26,7 +27,7 @@ COMMANDS = [
 
 @pytest.fixture
 def workshop(tmp_path: Path) -> Path:
-    return make_workshop(tmp_path / "workshop")
+    return published_workshop(tmp_path / "workshop")
 
 
 def _commands(parser: argparse.ArgumentParser, prefix: tuple[str, ...] = ()) -> list[tuple[str, ...]]:
@@ -94,7 +95,7 @@ def test_check_json(workshop: Path, capsys):
     assert main(["check", "--root", str(workshop), "--format", "json"]) == 0
     clean = json.loads(capsys.readouterr().out)
     assert (clean["clean"], clean["errors"]) == (True, 0)
-    assert {f["check"] for f in clean["findings"]} == {"nbformat", "kernel", "imports", "capacity"}
+    assert {f["check"] for f in clean["findings"]} == {"nbformat", "kernel", "imports", "links", "capacity"}
 
     nbformat.write(tiny_notebook(kernel="pyhf"), workshop / "notebooks" / "cms" / "01-nanoevents.ipynb")
     assert main(["check", "--root", str(workshop), "--format", "json"]) == 1

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from casabook.testing.remotes import published_workshop
 from casabook.testing.workshops import REPO, edit_yaml, make_workshop, tiny_notebook
 
 import nbformat
@@ -215,7 +216,8 @@ def test_unknown_track_on_the_command_line(workshop: Path, capsys):
     assert "no track 'lhcb'" in capsys.readouterr().err
 
 
-def test_extra_notebook_is_a_warning_not_an_error(workshop: Path, capsys):
+def test_extra_notebook_is_a_warning_not_an_error(tmp_path: Path, capsys):
+    workshop = published_workshop(tmp_path / "workshop")
     nbformat.write(tiny_notebook(), workshop / "notebooks" / "cms" / "99-draft.ipynb")
     assert main(["--root", str(workshop), "check"]) == 0
     assert "not listed in any track" in capsys.readouterr().out

@@ -16,7 +16,9 @@ from rich.console import Console
 from rich.table import Table
 
 from casabook.atomic import replacing
+from casabook.errors import CasabookError
 from casabook.imports import missing_packages
+from casabook.links import check_links, checked_against, track_links
 from casabook.model import Facility, Track, Workshop
 
 Status = Literal["ok", "warning", "error"]
@@ -105,11 +107,31 @@ def orphan_notebooks(workshop: Workshop) -> list[Finding]:
             for path in on_disk if path not in listed]
 
 
+def check_track_links(workshop: Workshop, track: Track) -> list[Finding]:
+    """The track's launch links as published, checked where its hub clones from (casabook.links)."""
+    try:
+        links = track_links(workshop, track)
+    except CasabookError as error:
+        return [Finding("links", track.name, "error", error.render())]
+    problems = check_links(workshop.root, links)
+    findings = [Finding("links", track.name if problem.whole_source else problem.link.notebook, problem.status,
+                        problem.reason)
+                for problem in {(p.status, p.reason): p for p in problems}.values()]
+    if not any(finding.status == "error" for finding in findings):
+        source = links[0].source
+        findings.append(Finding("links", track.name, "ok",
+                                f"{len(links)} link(s) into {links[0].hub_url} pull {source.repo} branch "
+                                f"{source.branch!r}, checked against {checked_against(workshop.root, source)}"))
+    return findings
+
+
 def run_checks(workshop: Workshop, *, fix: bool = False) -> list[Finding]:
     findings: list[Finding] = []
     for track in workshop.tracks.values():
         for entry in track.notebooks:
             findings.extend(check_notebook(workshop, track, entry.path, fix=fix))
+    for track in workshop.tracks.values():
+        findings.extend(check_track_links(workshop, track))
     for name in sorted({track.facility for track in workshop.tracks.values()}):
         findings.extend(check_capacity(workshop.facilities[name]))
     findings.extend(orphan_notebooks(workshop))

@@ -61,15 +61,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
 
 
 def _cmd_links(args: argparse.Namespace) -> int:
-    from casabook.links import broken_links, render_broken, render_links, track_links
+    from casabook.links import check_links, render_problems, render_links, track_links
     from casabook.model import load_workshop
 
     workshop = load_workshop(_root(args))
     links = [link for track in workshop.select_tracks(args.track)
              for link in track_links(workshop, track, hub_url=args.hub_override, repo=args.repo, branch=args.branch)]
-    broken = broken_links(workshop.root, links)
-    if broken:
-        render_broken(broken, err_console)
+    problems = check_links(workshop.root, links)
+    render_problems(problems, err_console)
+    if any(problem.status == "error" for problem in problems):
         return FAILED
     print(render_links(links, args.format))
     return OK
@@ -202,7 +202,8 @@ def _add_facility(parser: argparse.ArgumentParser, help: str, *, default: str | 
 
 def _add_materials(parser: argparse.ArgumentParser, *, branch: bool = True) -> None:
     parser.add_argument("--repo", metavar="URL",
-                        help="git URL attendees pull from (default: the track's materials, else this repository's origin)")
+                        help="git URL attendees pull from (default: the track's materials, else this repository's origin; "
+                        "for a hub on this machine, this clone)")
     if branch:
         parser.add_argument("--branch", help="branch attendees pull (default: the track's materials, else the current branch)")
 
@@ -266,10 +267,11 @@ def _add_links(commands: argparse._SubParsersAction) -> None:
     links = _add_command(
         commands, "links", handler=_cmd_links,
         help="print each notebook's nbgitpuller launch link, checked against git",
-        description="Print one nbgitpuller launch link per notebook, into its track's facility. Each link's branch "
-        "and notebook are checked against this repository's git first.",
+        description="Print one nbgitpuller launch link per notebook, into its track's facility, pulling what the hub "
+        "can clone (SSH origins as https://). Each link's branch and notebook are checked first where the hub "
+        "finds them: origin's branch as of the last fetch, or this clone for a hub on this machine.",
         examples=["casabook links --track cms", "casabook links --format csv --hub-override http://127.0.0.1:8000"],
-        failed="a link points at a branch or file git does not have")
+        failed="a link's hub cannot clone what it points at (a folder, an unpushed branch or notebook)")
     _add_tracks(links, many=True)
     _add_format(links, ("md", "csv", "json"))
     _add_hub_override(links)

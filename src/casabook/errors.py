@@ -37,7 +37,7 @@ CODES: dict[str, str] = {
     "schedule-overflow": "a session's notebooks take longer than the session",
     # launch links and git
     "no-branch": "the branch attendees pull cannot be told from git",
-    "broken-link": "a launch link points at a branch or file git does not have",
+    "broken-link": "a launch link points at something its hub cannot clone (a folder, an unpushed branch or file)",
     # the sample data
     "bad-manifest": "the sample data manifest is unreadable or inconsistent",
     "archive-checksum": "the package index served an archive other than the pinned one",
@@ -56,7 +56,7 @@ CODES: dict[str, str] = {
     "output-not-folder": "--output names a file, not a folder",
     "output-not-book": "--output is a non-empty folder that holds no casabook book",
     "book-crashed": "Sphinx stopped with an exception while building the book",
-    "book-broken-link": "a launch button of the book points at something git does not have",
+    "book-broken-link": "a launch button of the book points at something its hub cannot clone",
     "book-failed": "Sphinx reported errors or warnings",
     "book-launch-links": "the built pages' launch links do not match the tracks",
     # the validation matrix

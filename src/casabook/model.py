@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -17,7 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from casabook.errors import CasabookError, collect
-from casabook.yamlfile import KeyPath, YamlFile, read_yaml
+from casabook.yamlfile import KeyPath, YamlFile, format_key, read_yaml
 
 TRACKS_DIR = "tracks"
 FACILITIES_DIR = "hub-config"
@@ -226,7 +226,9 @@ class Session(Strict):
 
 
 class Materials(Strict):
-    repo: str | None = Field(None, description="git URL attendees pull from (default: this repository's origin)")
+    repo: str | None = Field(None, description="git URL attendees pull from (default: this repository's origin; "
+                             "for a hub on this machine, this repository itself). SSH forms are published as "
+                             "https://; a file:// URL or a folder only works on a hub on this machine")
     branch: str | None = Field(None, description="branch (default: the current branch)")
     targetpath: str | None = Field(None, description="folder in the attendee's home (default: the repository's name)")
 
@@ -256,9 +258,19 @@ class Workshop:
     root: Path
     tracks: dict[str, Track]
     facilities: dict[str, Facility]
+    # The track files as read, so a later check can name the line of the key it is about.
+    track_files: dict[str, YamlFile] = field(default_factory=dict, repr=False, compare=False)
 
     def facility_of(self, track: Track) -> Facility:
         return self.facilities[track.facility]
+
+    def where(self, track: Track, key: KeyPath) -> str:
+        """Where a key of a track's file is written, for messages: 'tracks/cms.yml:21: materials.repo'."""
+        doc = self.track_files.get(track.name)
+        if doc is None:
+            return f"{TRACKS_DIR}/{track.name}.yml: {format_key(key)}"
+        line = doc.line_of(key)
+        return f"{doc.display}{f':{line}' if line else ''}: {format_key(key)}"
 
     def select_tracks(self, names: list[str] | None) -> list[Track]:
         if not names:
@@ -422,7 +434,7 @@ def load_workshop(root: Path | None = None) -> Workshop:
     if mistakes:
         # File by file, top to bottom: the order a person mends them in.
         raise collect(sorted(mistakes, key=lambda mistake: (mistake.file or "", mistake.line or 0)))
-    return Workshop(root=root, tracks=tracks, facilities=facilities)
+    return Workshop(root=root, tracks=tracks, facilities=facilities, track_files=docs)
 
 
 def _check_cap(track: Track, doc: YamlFile, facility: Facility) -> list[CasabookError]:

@@ -214,7 +214,7 @@ def run_command(root: Path, *, facility_name: str, users: list[str] | None, hub_
     url = hub_url_for(facility, hub_url)
     chosen = workshop.select_tracks([track])[0] if track else next(
         (t for t in workshop.tracks.values() if t.facility == facility.name), next(iter(workshop.tracks.values())))
-    source = default_source(workshop.root, chosen, repo=repo, branch=branch)
+    source = default_source(workshop.root, chosen, repo=repo, branch=branch, hub_url=url)
     token, origin = resolve_token(workshop.root, facility, url)
     with progress_bar(Console(stderr=True), "prewarm", transient=False) as bar:
         def done(user: PrewarmedUser) -> None:

@@ -182,7 +182,7 @@ def choose_link(workshop: Workshop, facility: Facility, hub_url: str, options: R
         track = next((t for t in workshop.tracks.values() if t.facility == facility.name),
                      next(iter(workshop.tracks.values())))
     notebook = options.notebook or track.notebooks[0].path
-    source = default_source(workshop.root, track, repo=options.repo, branch=options.branch)
+    source = default_source(workshop.root, track, repo=options.repo, branch=options.branch, hub_url=hub_url)
     if not options.repo and not track.materials.repo:
         # The materials are this repository: the link must not be broken before we time it.
         link = LaunchLink(track.name, notebook, notebook, facility.name, hub_url, source)
