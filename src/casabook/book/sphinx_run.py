@@ -14,11 +14,14 @@ from rich.console import Console
 from rich.markup import escape
 
 from casabook.book import pages
+from casabook.book import mathjax
 from casabook.book.launch import CONFIG_KEY
 from casabook.book.workdir import BOOK_DIR, BookBuildError, BookPaths, failure_message
 from casabook.errors import CasabookError
 from casabook.model import Workshop
 from casabook.upstream.jsonschema import import_without_iri_grammar
+
+EXTENSIONS = ("casabook.book.launch", "casabook.book.mathjax")
 
 
 class _StatusLine(io.TextIOBase):
@@ -71,6 +74,7 @@ def sphinx_config(paths: BookPaths, buttons: dict[str, dict[str, str]], execute:
                 "nb_execution_mode": execute,
                 "nb_execution_cache_path": str(paths.jupyter_cache),
                 CONFIG_KEY: buttons,
+                mathjax.CONFIG_KEY: str(mathjax.mathjax_folder(paths.root)),
             },
             sourcedir=paths.source,
             raise_on_invalid=True,
@@ -78,8 +82,8 @@ def sphinx_config(paths: BookPaths, buttons: dict[str, dict[str, str]], execute:
     except (yaml.YAMLError, jsonschema.ValidationError) as error:
         message = " ".join(str(error).split())
         raise CasabookError("bad-book-config", message, file=f"{BOOK_DIR}/_config.yml") from None
-    if "casabook.book.launch" not in config["extensions"]:
-        config["extensions"] = [*config["extensions"], "casabook.book.launch"]
+    config["extensions"] = [*config["extensions"], *(extension for extension in EXTENSIONS
+                                                     if extension not in config["extensions"])]
     return config
 
 
