@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import io
 import json
+import logging
 import re
 import shutil
 import threading
@@ -32,6 +33,7 @@ from casabook.book.publish import MARKER
 from casabook.cli import main
 from casabook.links import parse_launch_url, track_links
 from casabook.model import load_workshop
+from casabook.notebook_lint import lint_notebook
 
 REPO = Path(__file__).resolve().parents[1]
 PLOT_NOTEBOOK = "notebooks/opendata/02-vector-hist-mplhep.ipynb"
@@ -294,6 +296,33 @@ def test_broken_internal_link_fails_until_fixed_and_keeps_the_published_book(wor
     finally:
         path.write_bytes(original)
     assert build_book(workshop, output=out) == out
+
+
+def test_refused_build_names_the_notebook_cell_and_keeps_library_warnings_out(workshop_root: Path, built: Path,
+                                                                               recwarn, caplog):
+    name = "notebooks/cms/02-coffea-processor-dask.ipynb"
+    path = workshop_root / name
+    original = path.read_bytes()
+    # nbformat 4.5 without cell ids, as older tools write it: nbformat warns (MissingIDFieldWarning) on reading it.
+    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": json.loads(original)["metadata"], "cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": "# Answers\n\nIntro words"},
+        {"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": [], "execution_count": None},
+        {"cell_type": "markdown", "metadata": {}, "source": ["Some words first\n", "\n", "#### Too deep"]},
+    ]}))
+    try:
+        with caplog.at_level(logging.DEBUG, logger="casabook.book.sphinx_run"), pytest.raises(BookBuildError) as failure:
+            build_book(load_workshop(workshop_root))
+        linted = lint_notebook(path, name)  # what `casabook check` says without building
+    finally:
+        path.write_bytes(original)
+    problems = failure.value.render().splitlines()[1:]
+    assert [line.strip() for line in problems] == [
+        f"{name}: cell 3 (“Some words first”), line 3: Non-consecutive header level increase; H1 to H4 "
+        "[myst.header] [book-failed]"]
+    assert [(problem.place, problem.rule) for problem in linted] == [
+        ("cell 3 (“Some words first”), line 3", "heading-jump")]
+    assert [w for w in recwarn if w.category.__name__ == "MissingIDFieldWarning"] == []
+    assert any("MissingIDFieldWarning" in record.getMessage() for record in caplog.records)  # kept, at debug level
 
 
 def test_malformed_notebook_fails_the_build_naming_it(workshop_root: Path, built: Path, capsys):
