@@ -18,12 +18,13 @@ import sys
 import textwrap
 import time
 from pathlib import Path
+from urllib.parse import urlencode
 
 import docutils.core
 import pytest
 import tornado.gen
 from docutils import nodes
-from offline import page_loads, remote_loads
+from offline import is_remote, page_loads, remote_loads
 
 from casabook import upstream
 from casabook.upstream import jsonschema as for_jsonschema
@@ -391,3 +392,33 @@ def test_oidc_provider_mock_login_page_loads_its_stylesheet_from_the_provider(pr
     served = httpx.get(provider_process + stylesheets[0], timeout=10)
     assert served.status_code == 200 and served.headers["content-type"].startswith("text/css")
     assert served.content == (PICO_CSS / "pico.min.css").read_bytes()  # npm's file, as package-lock.json locks it
+
+
+PICO_APPLIED = """() => ({
+  sheets: [...document.styleSheets].filter(sheet => sheet.href && sheet.cssRules.length > 100).length,
+  font: getComputedStyle(document.body).fontFamily,
+})"""
+
+
+@pytest.mark.browser
+def test_oidc_provider_mock_login_page_is_styled_with_no_network(provider_process: str):
+    from browser import launch_chromium, new_person, screenshot, screenshot_on_failure
+    from playwright.sync_api import sync_playwright
+
+    path, query = AUTHORIZE
+    refused: list[str] = []
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = new_person(browser)
+            page.context.route("**/*", lambda route: (refused.append(route.request.url), route.abort())
+                               if is_remote(route.request.url) else route.continue_())
+            with screenshot_on_failure(page, "login-offline"):
+                page.goto(f"{provider_process}{path}?{urlencode(query)}", wait_until="load")
+                found = page.evaluate(PICO_APPLIED)
+                screenshot(page, "login-offline")
+        finally:
+            browser.close()
+    assert refused == []
+    assert found["sheets"] == 1  # Pico, served by the provider and read by the browser
+    assert "system-ui" in found["font"]  # Pico's font stack, not the browser's default serif
