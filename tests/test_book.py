@@ -304,13 +304,15 @@ def test_refused_build_names_the_notebook_cell_and_keeps_library_warnings_out(wo
     path = workshop_root / name
     original = path.read_bytes()
     # nbformat 4.5 without cell ids, as older tools write it: nbformat warns (MissingIDFieldWarning) on reading it.
-    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": json.loads(original)["metadata"], "cells": [
+    metadata = json.loads(original)["metadata"]
+    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": metadata, "cells": [
         {"cell_type": "markdown", "metadata": {}, "source": "# Answers\n\nIntro words"},
         {"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": [], "execution_count": None},
         {"cell_type": "markdown", "metadata": {}, "source": ["Some words first\n", "\n", "#### Too deep"]},
     ]}))
     try:
-        with caplog.at_level(logging.DEBUG, logger="casabook.book.sphinx_run"), pytest.raises(BookBuildError) as failure:
+        with caplog.at_level(logging.DEBUG, logger="casabook.book.sphinx_run"), \
+                pytest.raises(BookBuildError) as failure:
             build_book(load_workshop(workshop_root))
         linted = lint_notebook(path, name)  # what `casabook check` says without building
     finally:
@@ -450,7 +452,8 @@ def test_no_page_loads_a_script_stylesheet_or_font_from_the_network(book: str, r
 def test_math_pages_load_mathjax_and_its_fonts_from_the_book(built: Path):
     page = built / PLOT_NOTEBOOK.replace(".ipynb", ".html")
     text = page.read_text()
-    assert '<span class="math notranslate nohighlight">' in text and '<div class="math notranslate nohighlight">' in text
+    assert '<span class="math notranslate nohighlight">' in text  # inline math
+    assert '<div class="math notranslate nohighlight">' in text  # display math
     script = re.search(rf'<script defer="defer" src="([^"?]*{STATIC_FOLDER}/{SCRIPT})\?v=\w+"', text)
     assert script, "the page does not load MathJax from the book's _static folder"
     mathjax = (page.parent / script.group(1)).resolve().parent

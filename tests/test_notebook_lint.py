@@ -77,7 +77,8 @@ def test_lint_workshop_reads_the_notebooks_the_tracks_list(tmp_path: Path):
     assert [(p.notebook, p.rule) for p in lint_workshop(load_workshop(root))] == [(name, "heading-jump")]
 
 
-NOTEBOOK = [{"cell_type": "markdown", "source": "# Title"}, {"cell_type": "code", "source": "  \n\nimport awkward as ak"},
+NOTEBOOK = [{"cell_type": "markdown", "source": "# Title"},
+            {"cell_type": "code", "source": "  \n\nimport awkward as ak"},
             {"cell_type": "markdown", "source": ["A long first line that goes on well past forty characters\n", "x"]}]
 
 

@@ -320,8 +320,8 @@ def test_sphinx_rewrites_only_the_changed_page_and_the_root(tmp_path: Path):
 # --- oidc-provider-mock ----------------------------------------------------------------------------
 
 # What an attendee sees first: the provider's authorization form (any client, as the local hub's).
-AUTHORIZE = ("/oauth2/authorize", {"client_id": "casabook-test", "redirect_uri": "http://127.0.0.1:9/hub/oauth_callback",
-                                   "response_type": "code", "scope": "openid"})
+AUTHORIZE = ("/oauth2/authorize", {"client_id": "casabook-test", "response_type": "code", "scope": "openid",
+                                   "redirect_uri": "http://127.0.0.1:9/hub/oauth_callback"})
 PICO_CSS = REPO / "node_modules" / "@picocss" / "pico" / "css"
 
 
