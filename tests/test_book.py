@@ -449,7 +449,7 @@ def test_no_page_loads_a_script_stylesheet_or_font_from_the_network(book: str, r
     assert remote_css == {}
 
 
-def test_math_pages_load_mathjax_and_its_fonts_from_the_book(built: Path):
+def test_math_pages_load_mathjax_and_its_fonts_from_the_book(workshop_root: Path, built: Path):
     page = built / PLOT_NOTEBOOK.replace(".ipynb", ".html")
     text = page.read_text()
     assert '<span class="math notranslate nohighlight">' in text  # inline math
@@ -461,6 +461,10 @@ def test_math_pages_load_mathjax_and_its_fonts_from_the_book(built: Path):
     # CHTML draws with these fonts, fetched relative to the script; TeX loads its extensions likewise.
     assert (mathjax / "output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff").is_file()
     assert (mathjax / "input/tex/extensions/mhchem.js").is_file()
+    # Rebuilds skip the copy while it is there; a copy gone from the work folder comes back.
+    shutil.rmtree(workshop_root / "book/_build/.work/html/_static" / STATIC_FOLDER)
+    build_book(load_workshop(workshop_root))
+    assert (built / "_static" / STATIC_FOLDER / SCRIPT).is_file()
 
 
 MATH_PAGE = "notebooks/opendata/01-uproot-awkward-dimuons.html"

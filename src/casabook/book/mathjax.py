@@ -12,6 +12,8 @@ A `mathjax_path` set in book/_config.yml is kept: that is the book's own choice.
 
 from __future__ import annotations
 
+import json
+import shutil
 from pathlib import Path
 from typing import Any
 
@@ -21,12 +23,14 @@ from sphinx.ext.mathjax import MATHJAX_URL
 from sphinx.util.fileutil import copy_asset
 
 from casabook import __version__
+from casabook.atomic import write_text
 from casabook.node_packages import node_package
 
 CONFIG_KEY = "casabook_mathjax_folder"
 PACKAGE = "mathjax"
 STATIC_FOLDER = "mathjax"
 SCRIPT = "tex-mml-chtml.js"  # what Sphinx's default loads: TeX and MathML in, CHTML out
+VERSION_STAMP = "casabook-mathjax"  # which package folder and version the copy in _static is
 
 
 def mathjax_folder(root: Path) -> Path:
@@ -40,12 +44,24 @@ def _use_local_copy(app: Sphinx, config: Config) -> None:
         config.mathjax_path = f"{STATIC_FOLDER}/{SCRIPT}"
 
 
+def _package_version(folder: Path) -> str:
+    return json.loads((folder.parent / "package.json").read_text(encoding="utf-8"))["version"]
+
+
 def _copy_mathjax(app: Sphinx) -> None:
     folder = app.config[CONFIG_KEY]
-    if folder and app.builder.format == "html":
-        # Before pages are written, so each page's script tag gets the file's checksum (?v=...).
-        # copy_asset leaves a file alone when its content is unchanged: rebuilds copy nothing.
-        copy_asset(folder, Path(app.outdir) / "_static" / STATIC_FOLDER)
+    if not folder or app.builder.format != "html":
+        return
+    target = Path(app.outdir) / "_static" / STATIC_FOLDER
+    stamp = Path(app.doctreedir) / VERSION_STAMP  # in the work folder: the published book has no use for it
+    version = f"{folder}\n{_package_version(Path(folder))}\n"
+    # Comparing the 24 MB of an unchanged copy would cost every rebuild; the stamp says what is there.
+    if (target / SCRIPT).is_file() and stamp.is_file() and stamp.read_text(encoding="utf-8") == version:
+        return
+    # Before pages are written, so each page's script tag gets the file's checksum (?v=...).
+    shutil.rmtree(target, ignore_errors=True)  # nothing left of another version
+    copy_asset(folder, target)
+    write_text(stamp, version)
 
 
 def setup(app: Sphinx) -> dict[str, Any]:
