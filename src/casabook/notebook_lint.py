@@ -21,8 +21,8 @@ from dataclasses import dataclass
 from html.parser import HTMLParser
 from pathlib import Path
 
-from casabook.notebook_places import first_words, place
 from casabook.model import Workshop
+from casabook.notebook_places import first_words, place
 
 # The extensions of book/_config.yml that change what is a heading or an image.
 MYST_EXTENSIONS = {"colon_fence", "dollarmath", "amsmath"}
