@@ -79,7 +79,8 @@ def test_lint_workshop_reads_the_notebooks_the_tracks_list(tmp_path: Path):
 
 NOTEBOOK = [{"cell_type": "markdown", "source": "# Title"},
             {"cell_type": "code", "source": "  \n\nimport awkward as ak"},
-            {"cell_type": "markdown", "source": ["A long first line that goes on well past forty characters\n", "x"]}]
+            {"cell_type": "markdown", "source": ["A long first line that goes on well past forty characters\n",
+                                                 "![the plot](gone.png)"]}]
 
 
 @pytest.mark.parametrize("line, expected", [
@@ -87,7 +88,11 @@ NOTEBOOK = [{"cell_type": "markdown", "source": "# Title"},
                  id="encoded-line-named-as-cell-and-first-words"),
     pytest.param("nb.ipynb:30003: WARNING: x", "nb.ipynb: cell 3 (“A long first line that goes on well pas…”), "
                  "line 2: x", id="first-words-cut"),
-    pytest.param("nb.ipynb:: WARNING: image file not readable", "nb.ipynb: image file not readable", id="no-line"),
+    pytest.param("nb.ipynb:: WARNING: image file not readable: notebooks/gone.png",
+                 "nb.ipynb: cell 3 (“A long first line that goes on well pas…”), line 2: image file not readable: "
+                 "notebooks/gone.png", id="unreadable-image-placed-at-the-cell-naming-it"),
+    pytest.param("nb.ipynb:: WARNING: image file not readable: notebooks/other.png",
+                 "nb.ipynb: image file not readable: notebooks/other.png", id="no-line-and-no-cell-naming-it"),
     pytest.param("nb.ipynb:990002: WARNING: x", "nb.ipynb: line 990002: x", id="line-beyond-the-cells"),
     pytest.param("book/intro.md:12: WARNING: x", "book/intro.md:12: WARNING: x", id="not-a-notebook"),
 ])

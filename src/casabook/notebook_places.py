@@ -53,9 +53,31 @@ def name_notebook_cells(line: str, root: Path) -> str:
     found = _NOTEBOOK_LINE.match(line)
     if not found:
         return line
-    message, file = line[found.end():], found.group("file")
-    sources = cell_sources(root / file) if found.group("line") else None
-    place = cell_place(sources, int(found.group("line"))) if sources else None
-    if place is None and found.group("line"):
-        place = f"line {found.group('line')}"
+    message, file, number = line[found.end():], found.group("file"), found.group("line")
+    sources = cell_sources(root / file)
+    if not sources:
+        place = None
+    elif number:
+        place = cell_place(sources, int(number))
+    else:
+        place = _image_place(sources, message)
+    if place is None and number:
+        place = f"line {number}"
     return f"{file}: {place}: {message}" if place else f"{file}: {message}"
+
+
+_UNREADABLE_IMAGE = re.compile(r"image file not readable: (\S+)")
+
+
+def _image_place(sources: list[str], message: str) -> str | None:
+    """Sphinx names an unreadable image without a line: the one cell that mentions its file, if any."""
+    image = _UNREADABLE_IMAGE.search(message)
+    if not image:
+        return None
+    name = Path(image.group(1)).name
+    cells = [(index, source) for index, source in enumerate(sources) if name in source]
+    if len(cells) != 1:
+        return None
+    index, source = cells[0]
+    line = next(number for number, text in enumerate(source.splitlines(), 1) if name in text)
+    return place(index + 1, source, line)
