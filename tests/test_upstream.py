@@ -16,7 +16,6 @@ import shutil
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -351,33 +350,31 @@ def test_oidc_provider_mock_without_pico_installed_links_nothing_remote(caplog):
 
 
 @pytest.fixture
-def provider_process():
+def provider_process(tmp_path: Path):
     """The provider as the local hub starts it, through the workaround's command line, on a free port."""
     import httpx
 
     from casabook.hub.local import free_port
 
     port = free_port()
-    process = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "casabook.upstream.oidc_provider_mock",
-                                "--host", "127.0.0.1", "--port", str(port)], cwd=REPO,
-                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, start_new_session=True)
+    log = tmp_path / "provider.log"
+    with open(log, "wb") as output:  # a pipe nobody reads would fill up and stop the provider
+        process = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "casabook.upstream.oidc_provider_mock",
+                                    "--host", "127.0.0.1", "--port", str(port)], cwd=REPO,
+                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:
-        for _ in range(300):
-            assert process.poll() is None, process.stderr.read().decode(errors="replace")[-2000:]
+        # Refused connections are retried, backing off (0.5 s, 1 s, ... about a minute in all).
+        with httpx.Client(transport=httpx.HTTPTransport(retries=7)) as client:
             try:
-                if httpx.get(f"{url}/.well-known/openid-configuration", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            time.sleep(0.1)
-        else:
-            raise AssertionError(f"the identity provider did not answer on {url} within 30 s")
+                client.get(f"{url}/.well-known/openid-configuration", timeout=5).raise_for_status()
+            except httpx.HTTPError as error:
+                raise AssertionError(f"the identity provider did not answer on {url}: {error}\n"
+                                     f"{log.read_text(errors='replace')[-2000:]}") from error
         yield url
     finally:
         process.terminate()
         process.wait(10)
-        process.stderr.close()
 
 
 def test_oidc_provider_mock_login_page_loads_its_stylesheet_from_the_provider(provider_process: str):
