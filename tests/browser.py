@@ -20,7 +20,7 @@ CHROMIUM_FLAGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
     "--no-proxy-server",
-    # The identity provider's page links a stylesheet on a CDN: fail it at once instead of waiting.
+    # Nothing an attendee is shown may load from beyond this machine: any other host fails at once.
     "--host-resolver-rules=MAP * ~NOTFOUND , EXCLUDE 127.0.0.1",
 ]
 VIEWPORT = {"width": 1280, "height": 900}

@@ -11,6 +11,7 @@ import base64
 import datetime as dt
 import io
 import json
+import logging
 import re
 import shutil
 import threading
@@ -23,19 +24,25 @@ import nbformat
 import pytest
 import yaml
 from casabook.testing.remotes import HOSTED, hosted_remote
-from casabook.testing.workshops import edit_yaml, git, make_workshop, tiny_notebook
+from casabook.testing.workshops import copy_workshop, edit_yaml, git, make_workshop, tiny_notebook
+from offline import css_urls, is_remote, remote_loads
 
 from casabook.book import BookBuildError, build_book
+from casabook.book.mathjax import SCRIPT, STATIC_FOLDER
 from casabook.book.checks import launch_anchors
 from casabook.book.publish import MARKER
 from casabook.cli import main
 from casabook.links import parse_launch_url, track_links
 from casabook.model import load_workshop
+from casabook.notebook_lint import lint_notebook
 
 REPO = Path(__file__).resolve().parents[1]
 PLOT_NOTEBOOK = "notebooks/opendata/02-vector-hist-mplhep.ipynb"
 SEARCH_WORD = "quarkonium"
 LOCAL_HUB = "http://127.0.0.1:8000"
+MATH_CELL = (r"## The mass" "\n\n"
+             r"The invariant mass $m_{\mu\mu} = \sqrt{2 p_{T,1} p_{T,2} (\cosh\Delta\eta - \cos\Delta\phi)}$ peaks at"
+             "\n\n" r"$$ m_{J/\psi} \approx 3.097\,\mathrm{GeV} $$")
 
 
 def plot_png() -> str:
@@ -58,6 +65,7 @@ def plot_notebook() -> nbformat.NotebookNode:
         nbformat.v4.new_markdown_cell(f"# Vectors and plots\n\nA {SEARCH_WORD} resonance, drawn.\n\n## The plot"),
         nbformat.v4.new_code_cell("plt.plot([0, 1, 2], [0, 1, 4])", execution_count=1, outputs=[
             nbformat.v4.new_output("display_data", data={"image/png": plot_png(), "text/plain": "<Figure>"})]),
+        nbformat.v4.new_markdown_cell(MATH_CELL),
     ]
     return notebook
 
@@ -293,6 +301,35 @@ def test_broken_internal_link_fails_until_fixed_and_keeps_the_published_book(wor
     assert build_book(workshop, output=out) == out
 
 
+def test_refused_build_names_the_notebook_cell_and_keeps_library_warnings_out(workshop_root: Path, built: Path,
+                                                                               recwarn, caplog):
+    name = "notebooks/cms/02-coffea-processor-dask.ipynb"
+    path = workshop_root / name
+    original = path.read_bytes()
+    # nbformat 4.5 without cell ids, as older tools write it: nbformat warns (MissingIDFieldWarning) on reading it.
+    metadata = json.loads(original)["metadata"]
+    path.write_text(json.dumps({"nbformat": 4, "nbformat_minor": 5, "metadata": metadata, "cells": [
+        {"cell_type": "markdown", "metadata": {}, "source": "# Answers\n\nIntro words"},
+        {"cell_type": "code", "metadata": {}, "source": "x = 1", "outputs": [], "execution_count": None},
+        {"cell_type": "markdown", "metadata": {}, "source": ["Some words first\n", "\n", "#### Too deep"]},
+    ]}))
+    try:
+        with caplog.at_level(logging.DEBUG, logger="casabook.book.sphinx_run"), \
+                pytest.raises(BookBuildError) as failure:
+            build_book(load_workshop(workshop_root))
+        linted = lint_notebook(path, name)  # what `casabook check` says without building
+    finally:
+        path.write_bytes(original)
+    problems = failure.value.render().splitlines()[1:]
+    assert [line.strip() for line in problems] == [
+        f"{name}: cell 3 (“Some words first”), line 3: Non-consecutive header level increase; H1 to H4 "
+        "[myst.header] [book-failed]"]
+    assert [(problem.place, problem.rule) for problem in linted] == [
+        ("cell 3 (“Some words first”), line 3", "heading-jump")]
+    assert [w for w in recwarn if w.category.__name__ == "MissingIDFieldWarning"] == []
+    assert any("MissingIDFieldWarning" in record.getMessage() for record in caplog.records)  # kept, at debug level
+
+
 def test_malformed_notebook_fails_the_build_naming_it(workshop_root: Path, built: Path, capsys):
     path = workshop_root / "notebooks/cms/03-ttbar-selection.ipynb"
     original = path.read_bytes()
@@ -384,6 +421,102 @@ def test_markdown_special_characters_in_track_text_are_shown_as_written():
 
     assert md_text("H->ZZ* with $1 and [links](x) | pipes") == (
         r"H\-\>ZZ\* with \$1 and \[links\]\(x\) \| pipes")
+
+
+# --- a book whole offline ------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def repository_book(tmp_path_factory) -> Path:
+    """The repository's own book (its notebooks with their outputs and math), built in a copy."""
+    root = copy_workshop(tmp_path_factory.mktemp("repository") / "workshop")
+    return build_book(load_workshop(root))
+
+
+def files(html: Path, suffix: str) -> list[Path]:
+    return sorted(html.rglob(f"*{suffix}"))
+
+
+@pytest.mark.parametrize("book", ["built", "repository_book"], ids=["test-workshop", "repository"])
+def test_no_page_loads_a_script_stylesheet_or_font_from_the_network(book: str, request):
+    html = request.getfixturevalue(book)
+    pages = files(html, ".html")
+    assert len(pages) > 10
+    remote = {page.relative_to(html).as_posix(): loads for page in pages
+              if (loads := remote_loads(page.read_text(encoding="utf-8")))}
+    assert remote == {}
+    stylesheets = files(html, ".css")
+    assert any(sheet.name == "casabook.css" for sheet in stylesheets)
+    remote_css = {sheet.relative_to(html).as_posix(): urls for sheet in stylesheets
+                  if (urls := [url for url in css_urls(sheet.read_text(encoding="utf-8")) if is_remote(url)])}
+    assert remote_css == {}
+
+
+def test_math_pages_load_mathjax_and_its_fonts_from_the_book(workshop_root: Path, built: Path):
+    page = built / PLOT_NOTEBOOK.replace(".ipynb", ".html")
+    text = page.read_text()
+    assert '<span class="math notranslate nohighlight">' in text  # inline math
+    assert '<div class="math notranslate nohighlight">' in text  # display math
+    script = re.search(rf'<script defer="defer" src="([^"?]*{STATIC_FOLDER}/{SCRIPT})\?v=\w+"', text)
+    assert script, "the page does not load MathJax from the book's _static folder"
+    mathjax = (page.parent / script.group(1)).resolve().parent
+    assert mathjax == (built / "_static" / STATIC_FOLDER).resolve()
+    # CHTML draws with these fonts, fetched relative to the script; TeX loads its extensions likewise.
+    assert (mathjax / "output/chtml/fonts/woff-v2/MathJax_Main-Regular.woff").is_file()
+    assert (mathjax / "input/tex/extensions/mhchem.js").is_file()
+    # Rebuilds skip the copy while it is there; a copy gone from the work folder comes back.
+    shutil.rmtree(workshop_root / "book/_build/.work/html/_static" / STATIC_FOLDER)
+    build_book(load_workshop(workshop_root))
+    assert (built / "_static" / STATIC_FOLDER / SCRIPT).is_file()
+
+
+MATH_PAGE = "notebooks/opendata/01-uproot-awkward-dimuons.html"
+TYPESET = r"""() => MathJax.startup.promise.then(() => {
+  const math = [...document.querySelectorAll('article .math')];
+  return {math: math.length,
+          typeset: math.filter(el => el.querySelector(':scope > mjx-container[jax="CHTML"]')).length,
+          display: document.querySelectorAll('article mjx-container[display="true"]').length,
+          raw: math.filter(el => /\\[()[\]]/.test(el.textContent)).map(el => el.textContent.slice(0, 60)),
+          fonts: [...document.fonts].filter(f => f.family.startsWith('MJXTEX') && f.status === 'loaded').length};
+})"""
+
+
+@pytest.mark.browser
+def test_chromium_with_no_network_typesets_the_math_of_a_notebook_page(repository_book: Path):
+    from browser import launch_chromium, new_person, screenshot, screenshot_on_failure
+    from playwright.sync_api import sync_playwright
+
+    from casabook.hub.serve import serve_folder
+
+    expected = len(re.findall(r'<(?:span|div) class="math notranslate nohighlight">',
+                              (repository_book / MATH_PAGE).read_text()))
+    assert expected > 3
+    refused: list[str] = []
+
+    def loopback_only(route):
+        if is_remote(route.request.url):
+            refused.append(route.request.url)
+            route.abort("internetdisconnected")
+        else:
+            route.continue_()
+
+    with serve_folder(repository_book) as url, sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = new_person(browser)
+            page.context.route("**/*", loopback_only)
+            with screenshot_on_failure(page, "book-math-offline"):
+                page.goto(url + MATH_PAGE, wait_until="load")
+                page.wait_for_function("() => window.MathJax && MathJax.startup && MathJax.startup.promise")
+                found = page.evaluate(TYPESET)
+                page.locator('article mjx-container[display="true"]').first.scroll_into_view_if_needed()
+                screenshot(page, "book-math-offline")
+        finally:
+            browser.close()
+    assert found["math"] == expected
+    assert found["typeset"] == expected and found["raw"] == []
+    assert found["display"] >= 1 and found["fonts"] >= 1  # drawn with MathJax's own fonts, served by the book
+    assert refused == []
 
 
 # --- a person with a keyboard and a browser ------------------------------------------------------

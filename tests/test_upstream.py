@@ -17,18 +17,23 @@ import subprocess
 import sys
 import textwrap
 from pathlib import Path
+from urllib.parse import urlencode
 
 import docutils.core
 import pytest
 import tornado.gen
 from docutils import nodes
+from offline import is_remote, page_loads, remote_loads
 
 from casabook import upstream
 from casabook.upstream import jsonschema as for_jsonschema
 from casabook.upstream import jupyterlab as for_jupyterlab
 from casabook.upstream import myst_parser as for_myst_parser
 from casabook.upstream import nbgitpuller as for_nbgitpuller
+from casabook.upstream import oidc_provider_mock as for_oidc_provider_mock
 from casabook.upstream import sphinx as for_sphinx
+
+REPO = Path(__file__).resolve().parents[1]
 
 WORKAROUNDS = [
     pytest.param(for_jsonschema, for_jsonschema.import_without_iri_grammar, id="jsonschema-iri-grammar"),
@@ -37,6 +42,8 @@ WORKAROUNDS = [
     pytest.param(for_myst_parser, for_myst_parser.unescape_link_urls, id="myst-parser-link-urls"),
     pytest.param(for_sphinx, for_sphinx.rewrite_all_when_navigation_changes, id="sphinx-stale-navigation"),
     pytest.param(for_sphinx, for_sphinx.skip_parent_rewrites, id="sphinx-parent-rewrites"),
+    pytest.param(for_oidc_provider_mock, for_oidc_provider_mock.serve_stylesheet_locally,
+                 id="oidc-provider-mock-cdn-stylesheet"),
 ]
 
 
@@ -307,3 +314,108 @@ def test_sphinx_still_rewrites_toctree_parents_of_a_changed_page(tmp_path: Path)
 def test_sphinx_rewrites_only_the_changed_page_and_the_root(tmp_path: Path):
     # Sphinx writes its root document at every build, whatever changed.
     assert pages_rewritten_after_editing_a_body(tmp_path, "parents") == ["a", "index"]
+
+
+# --- oidc-provider-mock ----------------------------------------------------------------------------
+
+# What an attendee sees first: the provider's authorization form (any client, as the local hub's).
+AUTHORIZE = ("/oauth2/authorize", {"client_id": "casabook-test", "response_type": "code", "scope": "openid",
+                                   "redirect_uri": "http://127.0.0.1:9/hub/oauth_callback"})
+PICO_CSS = REPO / "node_modules" / "@picocss" / "pico" / "css"
+
+
+def authorization_page(app) -> str:
+    path, query = AUTHORIZE
+    response = app.test_client().get(path, query_string=query)
+    assert response.status_code == 200, response.get_data(as_text=True)[:500]
+    return response.get_data(as_text=True)
+
+
+def test_oidc_provider_mock_still_links_its_stylesheet_on_a_cdn():
+    import oidc_provider_mock
+
+    assert remote_loads(authorization_page(oidc_provider_mock.app())), fixed(
+        "the CDN stylesheet of its pages", for_oidc_provider_mock, for_oidc_provider_mock.serve_stylesheet_locally)
+
+
+def test_oidc_provider_mock_without_pico_installed_links_nothing_remote(caplog):
+    import oidc_provider_mock
+
+    with caplog.at_level(logging.WARNING, logger="casabook.upstream"):
+        app = for_oidc_provider_mock.with_local_stylesheet(oidc_provider_mock.app, None)()
+    page = authorization_page(app)
+    assert remote_loads(page) == [] and for_oidc_provider_mock.LOCAL_PREFIX in page
+    assert app.test_client().get(for_oidc_provider_mock.LOCAL_PREFIX + "pico.min.css").status_code == 404
+    assert any("npm ci" in record.getMessage() for record in caplog.records)
+
+
+@pytest.fixture
+def provider_process(tmp_path: Path):
+    """The provider as the local hub starts it, through the workaround's command line, on a free port."""
+    import httpx
+
+    from casabook.hub.local import free_port
+
+    port = free_port()
+    log = tmp_path / "provider.log"
+    with open(log, "wb") as output:  # a pipe nobody reads would fill up and stop the provider
+        process = subprocess.Popen([sys.executable, "-W", "ignore", "-m", "casabook.upstream.oidc_provider_mock",
+                                    "--host", "127.0.0.1", "--port", str(port)], cwd=REPO,
+                                   stdout=output, stderr=subprocess.STDOUT, start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        # Refused connections are retried, backing off (0.5 s, 1 s, ... about a minute in all).
+        with httpx.Client(transport=httpx.HTTPTransport(retries=7)) as client:
+            try:
+                client.get(f"{url}/.well-known/openid-configuration", timeout=5).raise_for_status()
+            except httpx.HTTPError as error:
+                raise AssertionError(f"the identity provider did not answer on {url}: {error}\n"
+                                     f"{log.read_text(errors='replace')[-2000:]}") from error
+        yield url
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+def test_oidc_provider_mock_login_page_loads_its_stylesheet_from_the_provider(provider_process: str):
+    import httpx
+
+    path, query = AUTHORIZE
+    page = httpx.get(provider_process + path, params=query, timeout=10)
+    assert page.status_code == 200 and "<form" in page.text
+    assert remote_loads(page.text, provider_process + path) == []
+    stylesheets = [url for what, url in page_loads(page.text) if what.startswith("<link rel=stylesheet")]
+    assert stylesheets == [for_oidc_provider_mock.LOCAL_PREFIX + "pico.min.css"]
+    served = httpx.get(provider_process + stylesheets[0], timeout=10)
+    assert served.status_code == 200 and served.headers["content-type"].startswith("text/css")
+    assert served.content == (PICO_CSS / "pico.min.css").read_bytes()  # npm's file, as package-lock.json locks it
+
+
+PICO_APPLIED = """() => ({
+  sheets: [...document.styleSheets].filter(sheet => sheet.href && sheet.cssRules.length > 100).length,
+  font: getComputedStyle(document.body).fontFamily,
+})"""
+
+
+@pytest.mark.browser
+def test_oidc_provider_mock_login_page_is_styled_with_no_network(provider_process: str):
+    from browser import launch_chromium, new_person, screenshot, screenshot_on_failure
+    from playwright.sync_api import sync_playwright
+
+    path, query = AUTHORIZE
+    refused: list[str] = []
+    with sync_playwright() as playwright:
+        browser = launch_chromium(playwright)
+        try:
+            page = new_person(browser)
+            page.context.route("**/*", lambda route: (refused.append(route.request.url), route.abort())
+                               if is_remote(route.request.url) else route.continue_())
+            with screenshot_on_failure(page, "login-offline"):
+                page.goto(f"{provider_process}{path}?{urlencode(query)}", wait_until="load")
+                found = page.evaluate(PICO_APPLIED)
+                screenshot(page, "login-offline")
+        finally:
+            browser.close()
+    assert refused == []
+    assert found["sheets"] == 1  # Pico, served by the provider and read by the browser
+    assert "system-ui" in found["font"]  # Pico's font stack, not the browser's default serif

@@ -20,6 +20,7 @@ from casabook.errors import CasabookError
 from casabook.imports import missing_packages
 from casabook.links import check_links, checked_against, track_links
 from casabook.model import Facility, Track, Workshop
+from casabook.notebook_lint import lint_workshop
 
 Status = Literal["ok", "warning", "error"]
 
@@ -135,6 +136,9 @@ def run_checks(workshop: Workshop, *, fix: bool = False) -> list[Finding]:
     for name in sorted({track.facility for track in workshop.tracks.values()}):
         findings.extend(check_capacity(workshop.facilities[name]))
     findings.extend(orphan_notebooks(workshop))
+    # What a strict book build would refuse in the markdown, found without building.
+    findings.extend(Finding("markdown", f"{p.notebook} {p.place}", "error", f"{p.message} [{p.rule}]")
+                    for p in lint_workshop(workshop))
     return findings
 
 

@@ -7,18 +7,26 @@ edits (a notebook, book/intro.md, or the track file a page is generated from).
 from __future__ import annotations
 
 import io
+import logging
 import re
+import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 from rich.console import Console
 from rich.markup import escape
 
-from casabook.book import pages
+from casabook.book import mathjax, pages
 from casabook.book.launch import CONFIG_KEY
 from casabook.book.workdir import BOOK_DIR, BookBuildError, BookPaths, failure_message
 from casabook.errors import CasabookError
 from casabook.model import Workshop
+from casabook.notebook_places import name_notebook_cells
 from casabook.upstream.jsonschema import import_without_iri_grammar
+
+log = logging.getLogger(__name__)
+EXTENSIONS = ("casabook.book.launch", "casabook.book.mathjax")
 
 
 class _StatusLine(io.TextIOBase):
@@ -71,6 +79,7 @@ def sphinx_config(paths: BookPaths, buttons: dict[str, dict[str, str]], execute:
                 "nb_execution_mode": execute,
                 "nb_execution_cache_path": str(paths.jupyter_cache),
                 CONFIG_KEY: buttons,
+                mathjax.CONFIG_KEY: str(mathjax.mathjax_folder(paths.root)),
             },
             sourcedir=paths.source,
             raise_on_invalid=True,
@@ -78,8 +87,8 @@ def sphinx_config(paths: BookPaths, buttons: dict[str, dict[str, str]], execute:
     except (yaml.YAMLError, jsonschema.ValidationError) as error:
         message = " ".join(str(error).split())
         raise CasabookError("bad-book-config", message, file=f"{BOOK_DIR}/_config.yml") from None
-    if "casabook.book.launch" not in config["extensions"]:
-        config["extensions"] = [*config["extensions"], "casabook.book.launch"]
+    config["extensions"] = [*config["extensions"], *(extension for extension in EXTENSIONS
+                                                     if extension not in config["extensions"])]
     return config
 
 
@@ -97,7 +106,8 @@ def _exception_line(report: Path) -> str:
 
 
 def describe_warnings(paths: BookPaths, workshop: Workshop, warnings: str) -> list[str]:
-    """Sphinx's warnings with staging paths turned back into the files a user edits."""
+    """Sphinx's warnings with staging paths turned back into the files a user edits, and places in a
+    notebook said as its cell (number and first words)."""
     generated = {f"{pages.track_docname(t)}.md": f"the page generated from tracks/{t.name}.yml"
                  for t in workshop.tracks.values()}
     lines = []
@@ -116,16 +126,31 @@ def describe_warnings(paths: BookPaths, workshop: Workshop, warnings: str) -> li
             line = generated[head] + line[len(head):]
         elif (paths.book / head).exists() and not (workshop.root / head).exists():
             line = f"{BOOK_DIR}/{line}"
-        lines.append(line)
+        lines.append(name_notebook_cells(line, workshop.root))
     return lines
+
+
+@contextmanager
+def _library_warnings_logged() -> Iterator[None]:
+    """Python warnings the libraries raise while Sphinx runs (nbformat's MissingIDFieldWarning, a
+    deprecation) go to the debug log: they are not problems of the book, and printed as they come
+    they would break into the list of those that are."""
+    with warnings.catch_warnings(record=True) as caught:
+        try:
+            yield
+        finally:
+            for warning in caught:
+                log.debug("%s:%s: %s: %s", warning.filename, warning.lineno, warning.category.__name__,
+                          warning.message)
 
 
 def run_sphinx(paths: BookPaths, config: dict, console: Console) -> tuple[int, str]:
     from sphinx.application import Sphinx
     from sphinx.util.docutils import docutils_namespace, patch_docutils
 
-    warnings = io.StringIO()
-    with console.status("book: starting Sphinx") as status, patch_docutils(None), docutils_namespace():
+    warning_stream = io.StringIO()
+    with console.status("book: starting Sphinx") as status, patch_docutils(None), docutils_namespace(), \
+            _library_warnings_logged():
         try:
             app = Sphinx(
                 srcdir=paths.source,
@@ -135,7 +160,7 @@ def run_sphinx(paths: BookPaths, config: dict, console: Console) -> tuple[int, s
                 buildername="html",
                 confoverrides=config,
                 status=_StatusLine(status),
-                warning=warnings,
+                warning=warning_stream,
                 freshenv=False,
                 warningiserror=True,
                 keep_going=True,
@@ -151,7 +176,7 @@ def run_sphinx(paths: BookPaths, config: dict, console: Console) -> tuple[int, s
             where = f"{Path(app.env.doc2path(docname)).relative_to(paths.source)}: " if docname else ""
             raise BookBuildError("book-crashed", failure_message(
                 [f"{where}Sphinx stopped: {type(error).__name__}: {' '.join(str(error).split())}"])) from error
-        return app.statuscode, warnings.getvalue()
+        return app.statuscode, warning_stream.getvalue()
 
 
 def forget_environment(paths: BookPaths) -> None:

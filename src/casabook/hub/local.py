@@ -94,8 +94,9 @@ class IdentityProvider:
         self.process: subprocess.Popen[bytes] | None = None
 
     def start(self, timeout: float = 30) -> IdentityProvider:
-        command = [sys.executable, "-W", "ignore", "-m", "oidc_provider_mock", "--host", "127.0.0.1",
-                   "--port", str(self.port)]
+        # casabook.upstream.oidc_provider_mock: the provider itself, its login page styled from a local copy.
+        command = [sys.executable, "-W", "ignore", "-m", "casabook.upstream.oidc_provider_mock",
+                   "--host", "127.0.0.1", "--port", str(self.port)]
         for user in self.users:
             command += ["--user-claims", json.dumps({"sub": user.name, **user.claims})]
         if self.log_path is not None:

@@ -11,6 +11,7 @@ does its job.
     nbgitpuller   the pull handler looks at git's progress every 0.05 s, not 0.5 s
     myst_parser   link URLs it escapes twice (its issue 760) are unescaped once
     sphinx        every page rewritten when the navigation changes; no redundant parent rewrites
+    oidc_provider_mock  the identity provider's pages styled from npm's Pico CSS, not a CDN
 """
 
 from __future__ import annotations
