@@ -67,7 +67,7 @@ def test_repository_notebooks_are_clean():
 
 
 def test_lint_workshop_reads_the_notebooks_the_tracks_list(tmp_path: Path):
-    from workshops import make_workshop
+    from casabook.testing.workshops import make_workshop
 
     root = make_workshop(tmp_path / "workshop", commit=False)
     name = "notebooks/cms/01-nanoevents.ipynb"

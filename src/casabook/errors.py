@@ -75,6 +75,7 @@ CODES: dict[str, str] = {
     "missing-client-secret": "the OAuth client secret's environment variable is not set",
     "no-issuer": "the local identity provider's URL is not known at start",
     "no-proxy": "configurable-http-proxy is not installed (npm ci)",
+    "no-node-package": "an npm package casabook serves (MathJax, the login page stylesheet) is not installed (npm ci)",
     "hub-unreachable": "no hub answers at the URL",
     "hub-token": "the hub does not accept the API token",
     "hub-scope": "the API token may not do what was asked",
