@@ -1,8 +1,8 @@
 """What can be known about one notebook on one facility before its kernel starts.
 
 Each check answers "would an attendee's session on this facility fail here?" and names the cell:
-the kernel the notebook declares, the parameters papermill injects, the distributions it imports,
-and the environment variables it reads.
+the kernel the notebook declares, the distributions it imports and the environment variables it
+reads. Which parameters papermill injects is the notebook's to say (`declared_parameters`).
 """
 
 from __future__ import annotations
@@ -79,22 +79,15 @@ def _assigned_names(tree: ast.Module) -> set[str]:
     return names
 
 
-def check_parameters(nb: Mapping[str, Any], injected: Iterable[str]) -> Failure | None:
-    """Papermill injects a cell after the one tagged "parameters"; each injected name must be declared there."""
-    injected = list(injected)
+def declared_parameters(nb: Mapping[str, Any], offered: Iterable[str]) -> list[str] | None:
+    """The offered parameters the notebook's "parameters" cell declares, in the offered order;
+    None when no code cell is tagged "parameters" (papermill then injects nothing)."""
     index = parameters_cell(nb)
     if index is None:
-        return Failure(kind="parameters",
-                       message=f"no code cell is tagged {PARAMETERS_TAG!r}: papermill cannot override "
-                               f"{', '.join(injected)} (declare them in a cell tagged {PARAMETERS_TAG!r})")
+        return None
     tree = _tree(nb["cells"][index])
     declared = _assigned_names(tree) if tree is not None else set()
-    undeclared = [name for name in injected if name not in declared]
-    if undeclared:
-        return Failure(kind="parameters", cell=cell_ref(nb, index),
-                       message=f"the parameters cell does not declare {', '.join(undeclared)}, which validation "
-                               "injects as a session on the facility sees it")
-    return None
+    return [name for name in offered if name in declared]
 
 
 def _is_environ(node: ast.expr) -> bool:
@@ -166,8 +159,8 @@ def check_imports(nb: Any, facility: Facility) -> Failure | None:
                            f"(hub-config/{facility.name}.yml packages)")
 
 
-def static_failures(nb: Any, facility: Facility, *, injected: Iterable[str],
-                    session_variables: Iterable[str], language: str = "python") -> list[Failure]:
+def static_failures(nb: Any, facility: Facility, *, session_variables: Iterable[str],
+                    language: str = "python") -> list[Failure]:
     """Every check that fails, in the order an attendee would meet them."""
     kernel = check_kernel(nb, facility)
     if language != "python":  # the source checks read Python; another kernel's notebook gets the kernel check alone
@@ -175,7 +168,6 @@ def static_failures(nb: Any, facility: Facility, *, injected: Iterable[str],
     checks = (
         kernel,
         check_imports(nb, facility),
-        check_parameters(nb, injected),
         check_environment(nb, facility, session_variables),
     )
     return [failure for failure in checks if failure is not None]

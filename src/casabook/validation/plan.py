@@ -14,14 +14,16 @@ from typing import Any
 
 from casabook import __version__
 from casabook.model import Facility, Track, Workshop
+from casabook.validation.checks import PARAMETERS_TAG, declared_parameters
 from casabook.validation.fingerprint import digest, folder_fingerprint, notebook_fingerprint
 from casabook.validation.results import Limits, RunResult
 from casabook.validation.run import RunSpec
 from casabook.validation.session import Session, base_environment, build_session, package_versions
 
-INJECTED_PARAMETERS = ("data_root", "dask_scheduler_address", "output_dir")
+# What a session offers a notebook; papermill injects those its parameters cell declares (README, Adding a track).
+OFFERED_PARAMETERS = ("data_root", "dask_scheduler_address", "output_dir")
 KERNEL_START_TIMEOUT = 60.0
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 SESSIONS_DIR = "sessions"
 
 
@@ -34,6 +36,14 @@ class Run:
     session: Session
     key: str
     targetpath: str
+    parameters: tuple[str, ...] | None  # those the notebook declares; None: it has no parameters cell
+
+    @property
+    def notes(self) -> list[str]:
+        if self.parameters is None:
+            return [f"no cell tagged {PARAMETERS_TAG!r}: run with nothing injected; the session's environment "
+                    "variables (CASABOOK_DATA_ROOT, DASK_SCHEDULER_ADDRESS) still carry what it offers"]
+        return []
 
     @property
     def facility(self) -> Facility:
@@ -68,18 +78,24 @@ class Run:
             language=session.kernel["language"],
             env={**session.env, **(session.kernel.get("env") or {})},
             facility_variables=session.facility_variables,
-            parameters=dict(zip(INJECTED_PARAMETERS, (session.data_root, session.dask_scheduler_address,
-                                                      str(self.output_dir(output))), strict=True)),
+            parameters=self.injected(output),
             cell_timeout=limits.cell_timeout_s,
             start_timeout=KERNEL_START_TIMEOUT,
         )
+
+    def injected(self, output: Path) -> dict[str, str]:
+        """The values papermill injects: only the parameters the notebook declares."""
+        offered = dict(zip(OFFERED_PARAMETERS, (self.session.data_root, self.session.dask_scheduler_address,
+                                                str(self.output_dir(output))), strict=True))
+        return {name: offered[name] for name in self.parameters or ()}
 
     def result(self, output: Path, status: str, **fields: Any) -> RunResult:
         def relative(path: Path) -> str | None:
             return str(path.relative_to(output)) if path.is_file() and path.stat().st_size else None
 
         return RunResult(notebook=self.notebook, track=self.track.name, facility=self.facility.name, status=status,
-                         substitutions=self.session.substitutions, warnings=self.session.warnings, key=self.key,
+                         substitutions=self.session.substitutions, warnings=self.session.warnings, notes=self.notes,
+                         key=self.key,
                          executed_notebook=relative(self.executed_path(output)), log=relative(self.log_path(output)),
                          **fields)
 
@@ -108,6 +124,8 @@ def plan_runs(workshop: Workshop, tracks: list[Track], extra: list[Facility], li
             if folder not in folders:
                 folders[folder] = folder_fingerprint(folder)
             fingerprint = notebook_fingerprint(notebooks[entry.path])
+            declared = declared_parameters(notebooks[entry.path], OFFERED_PARAMETERS)
+            parameters = tuple(declared) if declared is not None else None
             for name in dict.fromkeys([track.facility, *(f.name for f in extra)]):
                 session = sessions[name]
                 key = digest({
@@ -118,7 +136,8 @@ def plan_runs(workshop: Workshop, tracks: list[Track], extra: list[Facility], li
                     "packages": session.packages, "kernel": session.kernel, "data": data,
                     "limits": limits.model_dump(),
                 })
-                runs.append(Run(track=track, notebook=entry.path, session=session, key=key, targetpath=targetpath))
+                runs.append(Run(track=track, notebook=entry.path, session=session, key=key, targetpath=targetpath,
+                                parameters=parameters))
     return runs
 
 

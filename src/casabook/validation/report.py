@@ -65,6 +65,8 @@ def _details(run: RunResult, anchor: str) -> str:
     if run.substitutions:
         rows.append("<p>Substituted here:</p><ul>" + "".join(f"<li>{_e(s.describe())}</li>" for s in run.substitutions)
                     + "</ul>")
+    if run.notes:
+        rows.append("<p>Notes:</p><ul>" + "".join(f"<li>{_e(n)}</li>" for n in run.notes) + "</ul>")
     if run.warnings:
         rows.append("<p>Warnings:</p><ul>" + "".join(f"<li>{_e(w)}</li>" for w in run.warnings) + "</ul>")
     if run.results:

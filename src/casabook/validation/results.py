@@ -21,12 +21,11 @@ FailureKind = Literal[
     "kernel-start",      # the kernel did not start or did not answer
     "kernel-mismatch",   # the notebook declares another kernel than the facility runs
     "missing-package",   # it imports a distribution the facility's image lacks
-    "parameters",        # it does not declare a parameter the session injects
     "environment",       # it reads a variable the facility does not set, without a default
     "internal",          # the validator itself failed (a bug): the message says where
 ]
 # Failures found before a kernel starts depend on nothing but the cache key's inputs: safe to reuse.
-STATIC_KINDS = frozenset({"kernel-mismatch", "missing-package", "parameters", "environment"})
+STATIC_KINDS = frozenset({"kernel-mismatch", "missing-package", "environment"})
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -76,6 +75,8 @@ class RunResult(Model):
     cpu_s: float | None = Field(None, description="CPU time (user + system) of the kernel and the processes it reaped")
     substitutions: list[Substitution] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="how the run differed from a plain one, e.g. "
+                                                              "no parameters injected")
     failures: list[Failure] = Field(default_factory=list)
     executed_notebook: str | None = Field(None, description="relative to the report's folder")
     log: str | None = Field(None, description="the kernel's stdout and stderr, relative to the report's folder")

@@ -110,8 +110,7 @@ def _run(spec: RunSpec, conn: Connection, log: Any) -> dict[str, Any]:
     os.chdir(spec.cwd)
 
     nb = nbformat.read(spec.input_path, as_version=4)
-    failures = static_failures(nb, spec.facility, injected=spec.parameters, session_variables=spec.facility_variables,
-                               language=spec.language)
+    failures = static_failures(nb, spec.facility, session_variables=spec.facility_variables, language=spec.language)
     if failures:
         return _failed(*failures)
 
