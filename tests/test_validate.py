@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -76,6 +77,7 @@ def make_workshop(root: Path, notebooks: dict[str, nbformat.NotebookNode], *, fa
                   facilities: dict[str, dict] | None = None) -> Path:
     """tracks/t.yml listing the notebooks (notebooks/t/<name>.ipynb) on `facility`."""
     (root / "hub-config").mkdir(parents=True)
+    shutil.copytree(REPO / "hub-config" / "images", root / "hub-config" / "images")  # the facilities' image files
     (root / "tracks").mkdir()
     for name, data in (facilities or {"local": facility_file("local"),
                                       "coffea-casa-cms": facility_file("coffea-casa-cms")}).items():
