@@ -398,11 +398,13 @@ def read_image(root: Path, facility: Facility, doc: YamlFile) -> list[CasabookEr
         if Path(name).is_absolute() or ".." in Path(name).parts:
             mistakes.append(doc.error("invalid", ("image_files", index), "expected a file inside hub-config/"))
             continue
+        if not path.is_file():
+            mistakes.append(doc.error("file-missing", ("image_files", index), f"no image file {FACILITIES_DIR}/{name}"))
+            continue
         try:
             files.append(read_image_file(path, f"{FACILITIES_DIR}/{name}"))
-        except CasabookError as error:
-            mistakes.append(error if error.code == "bad-image-file" else
-                            doc.error(error.code, ("image_files", index), error.message))
+        except CasabookError as error:  # the file's own mistake, named with its file
+            mistakes.append(error)
     if not mistakes:
         facility._image = layered(files, facility.image_files, facility.packages, facility.not_built, facility.python)
     return mistakes
