@@ -212,6 +212,8 @@ def read_pip_list(entries: list[Any], source: str) -> list[Package]:
         reason = _conda_only(entry["name"])
         if entry.get("editable_project_location"):
             reason = "installed in the image from a source folder (editable), not from a registry"
+        elif entry.get("url"):
+            reason = f"installed in the image from {entry['url']}, not from a registry"
         packages.append(Package(normalise(entry["name"]), f"=={entry['version']}", source, reason))
     return packages
 
