@@ -62,6 +62,8 @@ def _details(run: RunResult, anchor: str) -> str:
         if failure.traceback:
             rows.append(f"<pre>{_e(failure.traceback)}</pre>")
         rows.append("</div>")
+    if run.environment is not None:
+        rows.append(f"<p>Environment: {_e(run.environment.describe())}</p>")
     if run.substitutions:
         rows.append("<p>Substituted here:</p><ul>" + "".join(f"<li>{_e(s.describe())}</li>" for s in run.substitutions)
                     + "</ul>")
