@@ -463,8 +463,10 @@ def _add_schema(commands: argparse._SubParsersAction) -> None:
 
 
 def _add_facility_command(commands: argparse._SubParsersAction) -> None:
-    facility = commands.add_parser("facility", help="facility tools: snapshot a session's image",
-                                   description="Tools for a facility's files.")
+    facility = _add_command(
+        commands, "facility", help="make a facility's files: snapshot a session's image",
+        description="Make the files a facility names in hub-config/: its image's package set, from inside a session.",
+        examples=["casabook facility snapshot --output hub-config/images/cms-af.json"])
     actions = facility.add_subparsers(dest="facility_action", metavar="ACTION", required=True)
     snapshot = _add_command(
         actions, "snapshot", handler=_cmd_facility_snapshot,
