@@ -1,4 +1,4 @@
-"""Which distributions a notebook imports, and which of them a facility's image lacks.
+"""Which distributions a notebook imports, and which of them an image lacks.
 
 This is the environment-drift check: a notebook that works on an instructor's laptop but imports
 something the facility's image does not provide fails for every attendee at once.
@@ -15,7 +15,6 @@ from typing import Any
 from importlib.metadata import packages_distributions
 
 from casabook.image import Image, normalise
-from casabook.model import Facility
 
 # Modules whose distribution name differs from the module name and that a user environment may
 # lack (so packages_distributions() of this environment cannot tell).
@@ -105,7 +104,3 @@ def missing_packages_in(notebook: Mapping[str, Any], image: Image) -> list[str]:
     """Imported modules that no package of the image provides, sorted."""
     return [module for module, dist in imported_distributions(notebook, image).items() if dist is None]
 
-
-def missing_packages(notebook: Mapping[str, Any], facility: Facility) -> list[str]:
-    """Imported modules that no package the facility's files declare provides, sorted."""
-    return missing_packages_in(notebook, facility.image)

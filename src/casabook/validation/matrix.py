@@ -1,16 +1,17 @@
 """The papermill matrix: every notebook against each facility's hub configuration, from plan to report.
 
 A run is an attendee's session on a facility, reproduced here (casabook.validation.session): the
-facility's kernel, its session environment and the parameters it injects, in a working folder
+facility's kernel in its own package environment built from its image's files (environments), its
+session environment and the parameters the notebook declares, in a working folder
 laid out as nbgitpuller lays it out (staging), under a per-cell and a per-notebook time limit.
 Services that cannot exist on this machine (XCache, the facility's Dask scheduler, ServiceX) are
 substituted, and each run's report says how. Everything else is checked as the facility would
-meet it: kernel, imports against its packages, parameters, environment variables (checks).
+meet it: kernel, requirements and imports against its image, environment variables (checks).
 
     report = validate(load_workshop(), tracks=["cms"], facilities=["local"], jobs=2)
 
-`validate` is the one entry: it plans the runs (plan), takes what the cache holds (cache), starts
-the rest longest first (schedule), in parallel, one kernel each, in child processes forked from a
+`validate` is the one entry: it builds or finds each facility's environment (environments), plans
+the runs (plan), takes what the cache holds (cache), starts the rest longest first (schedule), in parallel, one kernel each, in child processes forked from a
 fork server that has papermill loaded (pool, run), and writes the report (report).
 """
 
