@@ -58,7 +58,9 @@ def test_a_new_track_from_the_readme_passes_check_validate_and_book(tmp_path: Pa
     # Step 3: casabook check.
     assert main(["--root", str(root), "check", "--format", "json"]) == 0, capsys.readouterr().out
     findings = json.loads(capsys.readouterr().out)["findings"]
-    assert {f["check"] for f in findings if f["subject"] == path} >= {"nbformat", "kernel", "imports"}
+    mine = {f["check"]: f for f in findings if f["subject"] == path}
+    assert set(mine) == {"nbformat", "kernel", "imports", "requirements"}
+    assert mine["requirements"]["status"] == "ok" and track["requirements"][0] in mine["requirements"]["detail"]
 
     out = tmp_path / "validate"
     assert main(["--root", str(root), "validate", "--track", "lhcb", "--output", str(out), "--jobs", "1"]) == 0, \

@@ -246,7 +246,7 @@ def test_a_requirement_the_image_does_not_meet_fails_check_naming_package_versio
     rows = [f for f in json.loads(capsys.readouterr().out)["findings"] if f["check"] == "requirements"]
     assert [r["status"] for r in rows] == ["error", "ok"]
     assert rows[0]["detail"] == ("track 't' on facility 'old': needs more-itertools>=10; the image has more-itertools "
-                                 "8.14.0 (the image's) (tracks/t.yml requirements)")
+                                 "8.14.0 (pinned by hub-config/images/old.txt) (tracks/t.yml requirements)")
 
     # validate stops the same notebook before its kernel starts, with the same reason.
     report = validate(load_workshop(root), jobs=1, output=tmp_path / "out")

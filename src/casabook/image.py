@@ -82,12 +82,18 @@ class Package:
     spec: str = ""             # the version specifier ('==2.4.2', '>=5.6.2', '' for any)
     source: str = ""           # the file (or 'packages') it came from
     not_built: str = ""        # why it is provided by the image and not built here ('' when built)
+    resolved: str = ""         # the version installed here, where the files give none exactly
 
     @property
-    def version(self) -> str | None:
+    def pinned(self) -> str | None:
         """The exact version, when the files give one."""
         match = re.fullmatch(r"===?([^,;\s*]+)", self.spec)
         return match[1] if match else None
+
+    @property
+    def version(self) -> str | None:
+        """The image's version: as its files pin it, else as their range resolved here (None: unknown)."""
+        return self.pinned or self.resolved or None
 
     @property
     def install(self) -> str:
@@ -119,7 +125,9 @@ class Image:
         for name, version in versions.items():
             key = normalise(name)
             if key not in packages:
-                packages[key] = Package(key, f"=={version}", "a dependency, resolved here")
+                packages[key] = Package(key, "", "a dependency, resolved here", resolved=version)
+            elif packages[key].pinned is None and not packages[key].not_built:
+                packages[key] = replace(packages[key], resolved=version)
         return replace(self, packages=packages, modules=self.modules or modules)
 
 

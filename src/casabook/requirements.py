@@ -44,9 +44,15 @@ def unmet(requirement: str, image: Image, python: str = "") -> str | None:
     version = package.version
     if version is None:
         return (f"needs {requirement}; the image's files give {normalise(wanted.name)} {package.spec or 'unpinned'}, "
-                "no exact version (take a casabook facility snapshot, or pin it in the facility's packages)")
+                "no exact version, and it is not built here (take a casabook facility snapshot, or pin it in the "
+                "facility's packages)")
     if not wanted.specifier.contains(version, prereleases=True):
-        how = "resolved here from the image's files" if package.source.startswith("a dependency") else "the image's"
+        if package.pinned:
+            how = f"pinned by {package.source}"
+        elif package.spec:
+            how = f"resolved here from {package.source}'s {package.spec}"
+        else:
+            how = f"resolved here: {package.source} gives no version"
         return f"needs {requirement}; the image has {normalise(wanted.name)} {version} ({how})"
     return None
 

@@ -158,17 +158,17 @@ def plan_runs(workshop: Workshop, tracks: list[Track], extra: list[Facility], li
             parameters = tuple(declared) if declared is not None else None
             for name in dict.fromkeys([track.facility, *(f.name for f in extra)]):
                 session = sessions[name]
+                environment, substitutions = _imports_on(notebooks[entry.path], session)
                 key = digest({
                     "format": CACHE_FORMAT, "casabook": __version__, "notebook": entry.path,
                     "cells": fingerprint, "beside": folders[folder], "targetpath": targetpath,
                     "facility": session.facility.model_dump(mode="json"),
-                    "substitutions": [s.model_dump() for s in session.substitutions],
+                    "substitutions": [s.model_dump() for s in [*session.substitutions, *substitutions]],
                     "packages": session.packages, "kernel": session.kernel, "data": data,
                     "environment": session.environment.key,
                     "requirements": [*track.requirements, *notebook_requirements(notebooks[entry.path])],
                     "limits": limits.model_dump(),
                 })
-                environment, substitutions = _imports_on(notebooks[entry.path], session)
                 runs.append(Run(track=track, notebook=entry.path, session=session, key=key, targetpath=targetpath,
                                 parameters=parameters, environment=environment,
                                 substitutions=[*session.substitutions, *substitutions]))
