@@ -265,3 +265,20 @@ def test_a_track_requirement_must_be_pep_508(tmp_path: Path) -> None:
     assert raised.value.file == "tracks/t.yml" and raised.value.key == "requirements"
     assert "PEP 508" in raised.value.message
 
+
+
+def test_an_environment_uv_cannot_build_is_a_mistake_naming_the_facility_and_leaves_nothing(
+        tmp_path: Path, env_cache: Path, capsys) -> None:
+    root = make_workshop(tmp_path / "ws", {"a": notebook("x = 1")},
+                         facilities={"local": facility_file("local", image_files=["images/image.txt"], packages={})})
+    (root / "hub-config" / "images" / "image.txt").write_text("more-itertools==0.0.0\n")  # no such release
+    with pytest.raises(CasabookError) as raised:
+        facility_environment(load_workshop(root).facilities["local"])
+    assert (raised.value.code, raised.value.file, raised.value.key) == ("environment-build", "hub-config/local.yml",
+                                                                        "image_files")
+    assert "more-itertools" in raised.value.message
+    assert [path.suffix for path in env_cache.iterdir()] == [".lock"]  # no half-built environment
+
+    assert main(["--root", str(root), "validate", "--output", str(tmp_path / "out")]) == 2
+    assert "[environment-build]" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
