@@ -139,10 +139,12 @@ class Facility(Strict):
 
     @property
     def image(self) -> Image:
-        """The image's packages: from its files once the loader has read them, else from `packages`."""
-        if self._image is None:
-            return layered([], [], self.packages, self.not_built, self.python)
-        return self._image
+        """The image's packages: from its files as the loader read them, or from `packages` alone without files."""
+        if self._image is not None:
+            return self._image
+        if self.image_files:
+            raise ValueError(f"facility {self.name!r} names image files: load it with load_workshop or load_facility")
+        return layered([], [], self.packages, self.not_built, self.python)
 
     @field_validator("environment")
     @classmethod
