@@ -20,6 +20,7 @@ from casabook.imports import missing_packages_in
 from casabook.model import load_workshop
 from casabook.validation.environments import facility_environment
 from casabook.validation.matrix import validate
+from casabook.validation.summary import environment_lines
 from test_validate import facility_file, make_workshop, notebook, write_results
 
 # --- the formats -------------------------------------------------------------------------------
@@ -192,6 +193,10 @@ def test_the_same_notebook_fails_on_the_older_image_and_passes_on_the_newer(tmp_
     assert new.environment.packages == {"more-itertools": "10.5.0"}
     assert old.environment.key != new.environment.key and old.environment.python == platform.python_version()
     assert {path.name for path in env_cache.iterdir() if path.is_dir()} == {old.environment.key, new.environment.key}
+    page = (tmp_path / "out" / "report.html").read_text()
+    assert f"environment {old.environment.key}, Python {platform.python_version()}: more-itertools 8.14.0" in page
+    assert environment_lines(report) == [f"old: environment {old.environment.key}, Python {platform.python_version()}",
+                                         f"new: environment {new.environment.key}, Python {platform.python_version()}"]
 
     # Its kernel is registered in the environment, pointing at its python.
     spec = json.loads((env_cache / new.environment.key / "share" / "jupyter" / "kernels" / "python3" /
