@@ -21,7 +21,7 @@ from casabook.model import load_workshop
 from casabook.validation.environments import facility_environment
 from casabook.validation.matrix import validate
 from casabook.validation.summary import environment_lines
-from test_validate import facility_file, make_workshop, notebook, write_results
+from test_validate import REPO, facility_file, make_workshop, notebook, write_results
 
 # --- the formats -------------------------------------------------------------------------------
 
@@ -287,3 +287,30 @@ def test_an_environment_uv_cannot_build_is_a_mistake_naming_the_facility_and_lea
     assert main(["--root", str(root), "validate", "--output", str(tmp_path / "out")]) == 2
     assert "[environment-build]" in capsys.readouterr().err
     assert not (tmp_path / "out").exists()
+
+
+# --- the repository's facilities, from their images' files ---------------------------------------
+
+# (id, facility, package, expected spec, built here?, the file it comes from)
+REPOSITORY_IMAGES = [
+    ("opendata-numba-from-the-flavour-file", "coffea-opendata", "numba", "", True, "images/coffea-casa/casa-flavour-noml.yaml"),
+    ("opendata-numpy-pinned-by-the-flavour", "coffea-opendata", "numpy", "==2.4.2", True,
+     "images/coffea-casa/casa-flavour-noml.yaml"),
+    ("opendata-coffea-from-the-image-tag", "coffea-opendata", "coffea", "==2026.9.0", True, "packages"),
+    ("opendata-xrootd-conda-only", "coffea-opendata", "xrootd", "", False, "images/coffea-casa/casa-flavour-noml.yaml"),
+    ("cms-htcondor-conda-build", "coffea-casa-cms", "htcondor", "==24.0.22", False, "images/coffea-casa/casa-common.yaml"),
+    ("cms-coffea-casa-git-pin", "coffea-casa-cms", "coffea-casa", "", False, "images/coffea-casa/casa-common.yaml"),
+    ("cms-mlflow-heavy", "coffea-casa-cms", "mlflow", "", False, "images/coffea-casa/casa-common.yaml"),
+    ("atlas-root-conda-only", "atlas-af", "root", "", False, "images/atlas-af/ml-platform.yml"),
+    ("atlas-uproot-from-ml-platform", "atlas-af", "uproot", ">=5.3", True, "packages"),
+]
+
+
+@pytest.mark.parametrize(("facility", "package", "spec", "built", "source"), [case[1:] for case in REPOSITORY_IMAGES],
+                         ids=[case[0] for case in REPOSITORY_IMAGES])
+def test_the_repository_facilities_packages_come_from_their_images_files(facility: str, package: str, spec: str,
+                                                                         built: bool, source: str) -> None:
+    found = load_workshop(REPO).facilities[facility].image.get(package)
+    assert found is not None
+    assert (found.spec, not found.not_built) == (spec, built), found
+    assert f"hub-config/{source}" == found.source or source == found.source == "packages"
