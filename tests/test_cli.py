@@ -22,6 +22,7 @@ COMMANDS = [
     (["check"], True), (["links"], True), (["data"], False), (["data", "fetch"], False), (["data", "list"], False),
     (["book"], True), (["validate"], True), (["hub"], True), (["hub", "render"], False), (["up"], True),
     (["rehearse"], True), (["prewarm"], True), (["stats"], False), (["schema"], False),
+    (["facility"], False), (["facility", "snapshot"], False),
 ]
 
 

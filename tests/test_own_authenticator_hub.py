@@ -34,10 +34,14 @@ def stack(tmp_path_factory):
     shutil.copy(REPO / "hub-config" / "jupyterhub_config.py", root / "hub-config")
     (root / "node_modules").symlink_to(REPO / "node_modules")
     secrets = tmp_path_factory.mktemp("secrets")
-    with LocalHub(root=root, state_dir=tmp_path_factory.mktemp("hub-state"), facility=FACILITY, participants=1,
-                    contact="organisers <organisers@casabook.invalid>",
-                    extra_env={"PYTHONPATH": str(REPO / "tests"), "COFFEA_SECRETS_DIR": str(secrets)}) as started:
-        yield started, secrets
+    stack = LocalHub(root=root, state_dir=tmp_path_factory.mktemp("hub-state"), facility=FACILITY, participants=1,
+                     contact="organisers <organisers@casabook.invalid>",
+                     extra_env={"PYTHONPATH": str(REPO / "tests"), "COFFEA_SECRETS_DIR": str(secrets)})
+    stack.start()
+    try:
+        yield stack, secrets
+    finally:
+        stack.stop()
 
 
 def test_own_authenticator_writes_its_token_and_the_cap_holds(stack):

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -21,7 +22,7 @@ from rich.console import Console
 from casabook.cli import main
 from casabook.errors import CasabookError
 from casabook.model import load_workshop
-from casabook.validation.checks import check_parameters, environment_reads
+from casabook.validation.checks import declared_parameters, environment_reads
 from casabook.validation.matrix import validate
 from casabook.validation.results import Report
 from casabook.validation.schedule import recorded_duration
@@ -76,6 +77,7 @@ def make_workshop(root: Path, notebooks: dict[str, nbformat.NotebookNode], *, fa
                   facilities: dict[str, dict] | None = None) -> Path:
     """tracks/t.yml listing the notebooks (notebooks/t/<name>.ipynb) on `facility`."""
     (root / "hub-config").mkdir(parents=True)
+    shutil.copytree(REPO / "hub-config" / "images", root / "hub-config" / "images")  # the facilities' image files
     (root / "tracks").mkdir()
     for name, data in (facilities or {"local": facility_file("local"),
                                       "coffea-casa-cms": facility_file("coffea-casa-cms")}).items():
@@ -187,17 +189,47 @@ def test_a_notebook_past_its_limit_is_stopped_in_the_running_cell(tmp_path: Path
     assert "limit of 20 s" in failure.message
 
 
+# A notebook from outside: no parameters cell, its settings read from the session's environment.
+FOREIGN = """\
+import json, os
+os.makedirs("output", exist_ok=True)
+json.dump({"data_root": os.environ["CASABOOK_DATA_ROOT"], "scheduler": os.environ["DASK_SCHEDULER_ADDRESS"],
+           "defined": sorted(n for n in ("data_root", "dask_scheduler_address", "output_dir") if n in globals())},
+          open("output/untagged.json", "w"))"""
+DEFINED = """\
+import json, os
+os.makedirs("output", exist_ok=True)
+json.dump({"defined": sorted(n for n in ("data_root", "dask_scheduler_address", "output_dir") if n in globals())},
+          open("output/partial.json", "w"))"""
+
+
 @pytest.mark.notebooks
-def test_parameters_the_session_injects_must_be_declared(tmp_path: Path) -> None:
-    partial = notebook("x = 1", parameters=False)
+def test_only_the_declared_parameters_are_injected_and_none_without_a_parameters_cell(tmp_path: Path) -> None:
+    untagged = notebook(FOREIGN, parameters=False)
+    partial = notebook(DEFINED, parameters=False)
     partial.cells.insert(1, parameters_cell("data_root"))
-    root = make_workshop(tmp_path / "ws", {"untagged": notebook("x = 1", parameters=False), "partial": partial})
+    # Through a remote facility: its XCache and scheduler substitutions reach the notebook by the environment.
+    root = make_workshop(tmp_path / "ws", {"untagged": untagged, "partial": partial}, facility="coffea-casa-cms")
     report = validate(load_workshop(root), jobs=2, output=tmp_path / "out")
-    untagged = report.run("notebooks/t/untagged.ipynb", "local").failure
-    assert untagged.kind == "parameters" and untagged.cell is None and "tagged 'parameters'" in untagged.message
-    partial_failure = report.run("notebooks/t/partial.ipynb", "local").failure
-    assert partial_failure.kind == "parameters" and partial_failure.cell.index == 1
-    assert "dask_scheduler_address, output_dir" in partial_failure.message
+    session = tmp_path / "out" / "sessions" / "coffea-casa-cms" / "ws" / "notebooks" / "t"
+
+    ran = report.run("notebooks/t/untagged.ipynb", "coffea-casa-cms")
+    assert ran.status == "passed", ran.failures
+    executed = nbformat.read(tmp_path / "out" / ran.executed_notebook, as_version=4)
+    assert not [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(ran.notes) == 1 and "no cell tagged 'parameters'" in ran.notes[0]
+    assert "CASABOOK_DATA_ROOT" in ran.notes[0]
+    assert json.loads((session / "output" / "untagged.json").read_text()) == {
+        "data_root": str(root / ".casabook" / "data"), "scheduler": "", "defined": []}
+    assert {s.setting for s in ran.substitutions} >= {"data_root", "dask_scheduler"}
+
+    declared = report.run("notebooks/t/partial.ipynb", "coffea-casa-cms")
+    assert declared.status == "passed" and declared.notes == [], declared.failures
+    executed = nbformat.read(tmp_path / "out" / declared.executed_notebook, as_version=4)
+    injected = [c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", [])]
+    assert len(injected) == 1 and "data_root = " in injected[0].source
+    assert "output_dir" not in injected[0].source and "dask_scheduler_address" not in injected[0].source
+    assert json.loads((session / "output" / "partial.json").read_text()) == {"defined": ["data_root"]}
 
 
 # --- the facility's session, reproduced -------------------------------------------------------
@@ -420,10 +452,22 @@ def test_environment_reads(source: str, expected: list[tuple[int, str, bool]]) -
     assert environment_reads(nb) == expected
 
 
-def test_parameters_declared_by_any_assignment_form() -> None:
-    cell = new_code_cell("data_root: str = 'x'\ndask_scheduler_address, output_dir = '', 'out'")
+DECLARED = [
+    ("annotated-and-tuple", "data_root: str = 'x'\ndask_scheduler_address, output_dir = '', 'out'",
+     ["data_root", "dask_scheduler_address", "output_dir"]),
+    ("only-some", "data_root = 'x'\nn_workers = 2", ["data_root"]),
+    ("none-of-them", "max_events = None", []),
+    ("magic-in-the-cell", "%matplotlib inline\noutput_dir = 'out'", ["output_dir"]),
+]
+
+
+@pytest.mark.parametrize(("source", "expected"), [case[1:] for case in DECLARED], ids=[case[0] for case in DECLARED])
+def test_declared_parameters_are_those_the_parameters_cell_assigns(source: str, expected: list[str]) -> None:
+    cell = new_code_cell(source)
     cell.metadata["tags"] = ["parameters"]
-    assert check_parameters(new_notebook(cells=[cell]), ["data_root", "dask_scheduler_address", "output_dir"]) is None
+    offered = ["data_root", "dask_scheduler_address", "output_dir"]
+    assert declared_parameters(new_notebook(cells=[new_code_cell("data_root = 1"), cell]), offered) == expected
+    assert declared_parameters(new_notebook(cells=[new_code_cell(source)]), offered) is None
 
 
 # --- the order runs start in ------------------------------------------------------------------

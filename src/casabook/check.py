@@ -17,8 +17,8 @@ from rich.table import Table
 
 from casabook.atomic import replacing
 from casabook.errors import CasabookError
-from casabook.imports import missing_packages
 from casabook.links import check_links, checked_against, track_links
+from casabook.requirements import image_findings
 from casabook.model import Facility, Track, Workshop
 from casabook.notebook_lint import lint_workshop
 
@@ -76,14 +76,6 @@ def check_notebook(workshop: Workshop, track: Track, path: str, *, fix: bool = F
         findings.append(Finding("kernel", path, "error",
                                 f"declares kernel {declared!r}; facility {facility.name!r} runs {facility.kernel!r} "
                                 "(casabook check --fix rewrites it)"))
-
-    missing = missing_packages(notebook, facility)
-    if missing:
-        findings.append(Finding("imports", path, "error",
-                                f"imports {', '.join(missing)}, not in facility {facility.name!r}'s packages "
-                                f"(hub-config/{facility.name}.yml packages)"))
-    else:
-        findings.append(Finding("imports", path, "ok", f"all provided by {facility.name}"))
     return findings
 
 
@@ -131,6 +123,7 @@ def run_checks(workshop: Workshop, *, fix: bool = False) -> list[Finding]:
     for track in workshop.tracks.values():
         for entry in track.notebooks:
             findings.extend(check_notebook(workshop, track, entry.path, fix=fix))
+    findings.extend(Finding(*row) for row in image_findings(workshop))
     for track in workshop.tracks.values():
         findings.extend(check_track_links(workshop, track))
     for name in sorted({track.facility for track in workshop.tracks.values()}):

@@ -166,6 +166,17 @@ def _cmd_stats(args: argparse.Namespace) -> int:
                        console=out_console())
 
 
+def _cmd_facility_snapshot(args: argparse.Namespace) -> int:
+    from casabook.snapshot import write_snapshot
+
+    text = write_snapshot(_path(args.output))
+    if args.output:
+        print(args.output)
+    else:
+        sys.stdout.write(text)
+    return OK
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from casabook.schema import default_folder, write_schemas
 
@@ -457,6 +468,24 @@ def _add_schema(commands: argparse._SubParsersAction) -> None:
     schema.add_argument("--output", metavar="DIR", help="where the schemas go (default: <repository>/.casabook/schema)")
 
 
+def _add_facility_command(commands: argparse._SubParsersAction) -> None:
+    facility = _add_command(
+        commands, "facility", help="make a facility's files: snapshot a session's image",
+        description="Make the files a facility names in hub-config/: its image's package set, from inside a session.",
+        examples=["casabook facility snapshot --output hub-config/images/cms-af.json"])
+    actions = facility.add_subparsers(dest="facility_action", metavar="ACTION", required=True)
+    snapshot = _add_command(
+        actions, "snapshot", handler=_cmd_facility_snapshot,
+        help="write this session's image package set (run in a terminal of a session on the hub)",
+        description="Write what this session's image has: the Python version, the installed distributions, conda's "
+        "list where conda is there, the kernelspecs, the module-to-distribution map and the names (never the "
+        "values) of the environment variables. Put the file in hub-config/ and name it in the facility's "
+        "image_files.",
+        examples=["casabook facility snapshot --output coffea-casa-2026.9.json", "casabook facility snapshot | jq .python"],
+        ok="written (the file's path is printed, or the JSON on standard output)")
+    snapshot.add_argument("--output", metavar="FILE", help="write here (default: standard output)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="casabook",
@@ -467,7 +496,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", metavar="DIR", help=ROOT_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_check, _add_links, _add_data, _add_book, _add_validate, _add_hub, _add_up, _add_rehearse,
-                _add_prewarm, _add_stats, _add_schema):
+                _add_prewarm, _add_stats, _add_schema, _add_facility_command):
         add(commands)
     return parser
 

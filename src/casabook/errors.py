@@ -35,6 +35,7 @@ CODES: dict[str, str] = {
     "notebook-missing": "a listed notebook does not exist",
     "unscheduled-notebook": "a session lists a notebook its track does not",
     "schedule-overflow": "a session's notebooks take longer than the session",
+    "bad-image-file": "a facility's image file is not one of the formats casabook reads",
     # launch links and git
     "no-branch": "the branch attendees pull cannot be told from git",
     "broken-link": "a launch link points at something its hub cannot clone (a folder, an unpushed branch or file)",
@@ -63,6 +64,7 @@ CODES: dict[str, str] = {
     "bad-notebook": "a notebook is not a readable notebook file",
     "unknown-kernel": "a facility's kernel is not installed on this machine",
     "bad-option": "a command-line number is out of range",
+    "environment-build": "uv could not build a facility's environment from its image files",
     # hubs
     "not-a-local-facility": "the facility does not run on this machine",
     "not-kubernetes": "Helm values were asked for a facility that does not run on kubernetes",

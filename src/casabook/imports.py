@@ -1,4 +1,4 @@
-"""Which distributions a notebook imports, and which of them a facility's image lacks.
+"""Which distributions a notebook imports, and which of them an image lacks.
 
 This is the environment-drift check: a notebook that works on an instructor's laptop but imports
 something the facility's image does not provide fails for every attendee at once.
@@ -9,12 +9,12 @@ from __future__ import annotations
 import ast
 import re
 import sys
+from collections.abc import Mapping
 from functools import cache
+from typing import Any
 from importlib.metadata import packages_distributions
 
-import nbformat
-
-from casabook.model import Facility
+from casabook.image import Image, normalise
 
 # Modules whose distribution name differs from the module name and that a user environment may
 # lack (so packages_distributions() of this environment cannot tell).
@@ -37,23 +37,19 @@ KNOWN_DISTRIBUTIONS: dict[str, str] = {
 _MAGIC = re.compile(r"^\s*[%!]")
 
 
-def normalise(name: str) -> str:
-    """PEP 503 normalisation, so 'Func_ADL.uproot' and 'func-adl-uproot' compare equal."""
-    return re.sub(r"[-_.]+", "-", name).lower()
-
-
 def _code(source: str) -> str:
     return "\n".join("" if _MAGIC.match(line) else line for line in source.splitlines())
 
 
-def notebook_imports(notebook: nbformat.NotebookNode) -> set[str]:
+def notebook_imports(notebook: Mapping[str, Any]) -> set[str]:
     """Top-level module names imported by the notebook's code cells, standard library excluded."""
     modules: set[str] = set()
-    for cell in notebook.cells:
-        if cell.cell_type != "code":
+    for cell in notebook["cells"]:
+        if cell.get("cell_type") != "code":
             continue
+        source = cell.get("source", "")
         try:
-            tree = ast.parse(_code(cell.source))
+            tree = ast.parse(_code("".join(source) if isinstance(source, list) else source))
         except SyntaxError:
             continue  # a cell that does not parse fails at run time, where validation reports it
         optional = _optional_imports(tree)
@@ -84,8 +80,11 @@ def _installed_distributions() -> dict[str, list[str]]:
     return packages_distributions()
 
 
-def distributions_for(module: str) -> set[str]:
-    """The distributions (normalised names) that may provide a module."""
+def distributions_for(module: str, image: Image | None = None) -> set[str]:
+    """The distributions (normalised names) that may provide a module: by the image's own map where it
+    has one (a snapshot's), else by the module's name, the table above and this machine's map."""
+    if image is not None and module in image.modules:
+        return {normalise(dist) for dist in image.modules[module]}
     names = {normalise(module)}
     if module in KNOWN_DISTRIBUTIONS:
         names.add(normalise(KNOWN_DISTRIBUTIONS[module]))
@@ -93,7 +92,15 @@ def distributions_for(module: str) -> set[str]:
     return names
 
 
-def missing_packages(notebook: nbformat.NotebookNode, facility: Facility) -> list[str]:
-    """Imported modules that no package of the facility's image provides, sorted."""
-    provided = {normalise(name) for name in facility.packages}
-    return sorted(module for module in notebook_imports(notebook) if not distributions_for(module) & provided)
+def imported_distributions(notebook: Mapping[str, Any], image: Image) -> dict[str, str | None]:
+    """Each module the notebook imports -> the image's distribution providing it (None: none does)."""
+    found: dict[str, str | None] = {}
+    for module in sorted(notebook_imports(notebook)):
+        found[module] = next((name for name in sorted(distributions_for(module, image)) if name in image.packages), None)
+    return found
+
+
+def missing_packages_in(notebook: Mapping[str, Any], image: Image) -> list[str]:
+    """Imported modules that no package of the image provides, sorted."""
+    return [module for module, dist in imported_distributions(notebook, image).items() if dist is None]
+

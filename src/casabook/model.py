@@ -14,9 +14,10 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from casabook.errors import CasabookError, collect
+from casabook.image import Image, layered, read_image_file
 from casabook.yamlfile import KeyPath, YamlFile, format_key, read_yaml
 
 TRACKS_DIR = "tracks"
@@ -124,12 +125,36 @@ class Facility(Strict):
     resources: Resources = Field(description="CPU and memory per participant and in total")
     spawner: Spawner = Field(description="how participants' servers are started")
     kernel: str = Field(description="the kernel name notebooks must declare")
-    packages: dict[str, str] = Field(description="distributions the user image provides: name -> version spec ('' for any)")
+    image_files: list[str] = Field(
+        default_factory=list,
+        description="the image's environment files in hub-config/, in the order the image applies them: pip list "
+                    "--format=json, pip freeze, conda environment.yml, conda list --json, or a casabook facility "
+                    "snapshot. Validation builds the facility's environment from them; none: this machine's own")
+    packages: dict[str, str] = Field(
+        default_factory=dict,
+        description="overrides over the image files: distribution -> version spec ('' for any); without image "
+                    "files, the packages the image provides")
+    not_built: dict[str, str] = Field(
+        default_factory=dict,
+        description="packages of the image not built for validation here, each with the reason (e.g. heavy, "
+                    "and no notebook imports it)")
+    python: str = Field("", description="the image's Python version, where its files do not say")
     environment: dict[str, str] = Field(default_factory=dict, description="environment variables a session sees")
     dask_scheduler: str = Field("", description="the Dask scheduler address; empty means a LocalCluster")
     data_root: str = Field(description="where the sample files lie: a folder (relative to the repository) or a root:// URL")
     data_roots: dict[str, str] = Field(default_factory=dict, description="per-dataset roots overriding data_root")
     servicex_endpoint: str = Field("", description="the ServiceX endpoint, where the facility has one")
+
+    _image: Image | None = PrivateAttr(None)
+
+    @property
+    def image(self) -> Image:
+        """The image's packages: from its files as the loader read them, or from `packages` alone without files."""
+        if self._image is not None:
+            return self._image
+        if self.image_files:
+            raise ValueError(f"facility {self.name!r} names image files: load it with load_workshop or load_facility")
+        return layered([], [], self.packages, self.not_built, self.python)
 
     @field_validator("environment")
     @classmethod
@@ -245,6 +270,22 @@ class Track(Strict):
     notebooks: list[NotebookEntry] = Field(min_length=1, description="the track's notebooks, in teaching order")
     schedule: list[Session] = Field(default_factory=list, description="the sessions and the notebooks each teaches")
     materials: Materials = Field(default_factory=Materials, description="where attendees pull the notebooks from")
+    requirements: list[str] = Field(
+        default_factory=list,
+        description="PEP 508 requirements every notebook of the track has of its facility's image, e.g. "
+                    "mplhep>=0.3.50; casabook check fails where the image does not meet one")
+
+    @field_validator("requirements")
+    @classmethod
+    def _pep508(cls, value: list[str]) -> list[str]:
+        from packaging.requirements import InvalidRequirement, Requirement
+
+        for spec in value:
+            try:
+                Requirement(spec)
+            except InvalidRequirement as error:
+                raise ValueError(f"{spec!r} is not a PEP 508 requirement ({error})") from None
+        return value
 
     def notebook(self, path: str) -> NotebookEntry | None:
         return next((entry for entry in self.notebooks if entry.path == path), None)
@@ -364,9 +405,33 @@ def _parse(model: type[Strict], doc: YamlFile, name: str) -> tuple[Any, list[Cas
 def load_facility(path: Path, root: Path) -> Facility:
     doc = read_yaml(path, str(path.relative_to(root)))
     facility, mistakes = _parse(Facility, doc, path.stem)
+    if facility is not None:
+        mistakes.extend(read_image(root, facility, doc))
     if mistakes:
         raise collect(mistakes)
     return facility
+
+
+def read_image(root: Path, facility: Facility, doc: YamlFile) -> list[CasabookError]:
+    """Read the facility's image files into `facility.image`; the mistakes found in them."""
+    if not facility.image_files:
+        return []
+    files, mistakes = [], []
+    for index, name in enumerate(facility.image_files):
+        path = root / FACILITIES_DIR / name
+        if Path(name).is_absolute() or ".." in Path(name).parts:
+            mistakes.append(doc.error("invalid", ("image_files", index), "expected a file inside hub-config/"))
+            continue
+        if not path.is_file():
+            mistakes.append(doc.error("file-missing", ("image_files", index), f"no image file {FACILITIES_DIR}/{name}"))
+            continue
+        try:
+            files.append(read_image_file(path, f"{FACILITIES_DIR}/{name}"))
+        except CasabookError as error:  # the file's own mistake, named with its file
+            mistakes.append(error)
+    if not mistakes:
+        facility._image = layered(files, facility.image_files, facility.packages, facility.not_built, facility.python)
+    return mistakes
 
 
 def _yaml_files(folder: Path) -> list[Path]:
@@ -401,7 +466,9 @@ def load_workshop(root: Path | None = None) -> Workshop:
     """
     root = find_root(root)
     mistakes: list[CasabookError] = []
-    facilities, _, facility_files = _read_all(root, FACILITIES_DIR, Facility, mistakes)
+    facilities, facility_docs, facility_files = _read_all(root, FACILITIES_DIR, Facility, mistakes)
+    for name, facility in facilities.items():
+        mistakes.extend(read_image(root, facility, facility_docs[name]))
     if not facility_files:  # then every track would name an unknown facility: nothing more to say
         raise CasabookError("no-facilities", f"no facility files (*.yml) in {FACILITIES_DIR}/", file=FACILITIES_DIR)
     tracks, docs, track_files = _read_all(root, TRACKS_DIR, Track, mistakes)

@@ -1,8 +1,8 @@
 """What can be known about one notebook on one facility before its kernel starts.
 
 Each check answers "would an attendee's session on this facility fail here?" and names the cell:
-the kernel the notebook declares, the parameters papermill injects, the distributions it imports,
-and the environment variables it reads.
+the kernel the notebook declares, the distributions it imports and the environment variables it
+reads. Which parameters papermill injects is the notebook's to say (`declared_parameters`).
 """
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ import re
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from casabook.image import Image
 from casabook.model import Facility
 from casabook.validation.notebooks import cell_source, cell_tags, declared_kernel
 from casabook.validation.results import CellRef, Failure
@@ -79,22 +80,15 @@ def _assigned_names(tree: ast.Module) -> set[str]:
     return names
 
 
-def check_parameters(nb: Mapping[str, Any], injected: Iterable[str]) -> Failure | None:
-    """Papermill injects a cell after the one tagged "parameters"; each injected name must be declared there."""
-    injected = list(injected)
+def declared_parameters(nb: Mapping[str, Any], offered: Iterable[str]) -> list[str] | None:
+    """The offered parameters the notebook's "parameters" cell declares, in the offered order;
+    None when no code cell is tagged "parameters" (papermill then injects nothing)."""
     index = parameters_cell(nb)
     if index is None:
-        return Failure(kind="parameters",
-                       message=f"no code cell is tagged {PARAMETERS_TAG!r}: papermill cannot override "
-                               f"{', '.join(injected)} (declare them in a cell tagged {PARAMETERS_TAG!r})")
+        return None
     tree = _tree(nb["cells"][index])
     declared = _assigned_names(tree) if tree is not None else set()
-    undeclared = [name for name in injected if name not in declared]
-    if undeclared:
-        return Failure(kind="parameters", cell=cell_ref(nb, index),
-                       message=f"the parameters cell does not declare {', '.join(undeclared)}, which validation "
-                               "injects as a session on the facility sees it")
-    return None
+    return [name for name in offered if name in declared]
 
 
 def _is_environ(node: ast.expr) -> bool:
@@ -147,35 +141,44 @@ def check_environment(nb: Mapping[str, Any], facility: Facility, session_variabl
                            "a default: os.environ.get(NAME, default))")
 
 
-def check_imports(nb: Any, facility: Facility) -> Failure | None:
+def check_imports(nb: Any, facility: Facility, image: Image) -> Failure | None:
     """The import check `casabook check` runs, with the first cell importing a missing distribution."""
-    import nbformat
+    from casabook.imports import missing_packages_in, notebook_imports
 
-    from casabook.imports import missing_packages, notebook_imports
-
-    missing = missing_packages(nb, facility)
+    missing = missing_packages_in(nb, image)
     if not missing:
         return None
     first = None
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type == "code" and set(missing) & notebook_imports(nbformat.from_dict({"cells": [cell]})):
+    for index, cell in enumerate(nb["cells"]):
+        if cell.get("cell_type") == "code" and set(missing) & notebook_imports({"cells": [cell]}):
             first = cell_ref(nb, index)
             break
     return Failure(kind="missing-package", cell=first,
                    message=f"imports {', '.join(missing)}, which the image of facility {facility.name!r} does not provide "
-                           f"(hub-config/{facility.name}.yml packages)")
+                           f"(hub-config/{facility.name}.yml image_files, packages)")
 
 
-def static_failures(nb: Any, facility: Facility, *, injected: Iterable[str],
-                    session_variables: Iterable[str], language: str = "python") -> list[Failure]:
+def check_requirements(nb: Any, facility: Facility, image: Image, track_requirements: Iterable[str]) -> Failure | None:
+    """The PEP 508 requirements of the notebook's track and metadata, against the image as built here."""
+    from casabook.requirements import notebook_requirements, unmet
+
+    reasons = [reason for spec in [*track_requirements, *notebook_requirements(nb)]
+               if (reason := unmet(spec, image, image.python)) is not None]
+    if not reasons:
+        return None
+    return Failure(kind="unmet-requirement", message=f"facility {facility.name!r}: " + "; ".join(reasons))
+
+
+def static_failures(nb: Any, facility: Facility, image: Image, *, session_variables: Iterable[str],
+                    requirements: Iterable[str] = (), language: str = "python") -> list[Failure]:
     """Every check that fails, in the order an attendee would meet them."""
     kernel = check_kernel(nb, facility)
     if language != "python":  # the source checks read Python; another kernel's notebook gets the kernel check alone
         return [kernel] if kernel else []
     checks = (
         kernel,
-        check_imports(nb, facility),
-        check_parameters(nb, injected),
+        check_requirements(nb, facility, image, requirements),
+        check_imports(nb, facility, image),
         check_environment(nb, facility, session_variables),
     )
     return [failure for failure in checks if failure is not None]

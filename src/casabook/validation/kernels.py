@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from casabook.errors import CasabookError
 from casabook.model import Facility
+from casabook.validation.environments import Environment
 from casabook.validation.notebooks import declared_kernel
 
 
@@ -36,12 +37,19 @@ def _installed_names() -> list[str]:
     return sorted(KernelSpecManager().find_kernel_specs())
 
 
-def require_kernels(facilities: list[Facility], notebooks: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
-    """Every kernel a run needs must be installed here; an unknown one stops the command before any run."""
+def require_kernels(facilities: list[Facility], notebooks: dict[str, dict[str, Any]],
+                    environments: Mapping[str, Environment]) -> dict[str, dict[str, Any]]:
+    """Every kernel a run needs must be installed here; an unknown one stops the command before any run.
+
+    Installed here means in the facility's own environment when it has one (its kernel is registered
+    there), else among this machine's kernelspecs.
+    """
     declared = {path: declared_kernel(nb) for path, nb in notebooks.items()}
     wanted = {f.kernel for f in facilities} | {name for name in declared.values() if name}
     kernels = installed_kernels(wanted)
     for facility in facilities:
+        if facility.kernel in environments[facility.name].kernels:
+            continue
         if facility.kernel not in kernels:
             raise CasabookError(
                 "unknown-kernel",

@@ -1,16 +1,17 @@
 """The papermill matrix: every notebook against each facility's hub configuration, from plan to report.
 
 A run is an attendee's session on a facility, reproduced here (casabook.validation.session): the
-facility's kernel, its session environment and the parameters it injects, in a working folder
+facility's kernel in its own package environment built from its image's files (environments), its
+session environment and the parameters the notebook declares, in a working folder
 laid out as nbgitpuller lays it out (staging), under a per-cell and a per-notebook time limit.
 Services that cannot exist on this machine (XCache, the facility's Dask scheduler, ServiceX) are
 substituted, and each run's report says how. Everything else is checked as the facility would
-meet it: kernel, imports against its packages, parameters, environment variables (checks).
+meet it: kernel, requirements and imports against its image, environment variables (checks).
 
     report = validate(load_workshop(), tracks=["cms"], facilities=["local"], jobs=2)
 
-`validate` is the one entry: it plans the runs (plan), takes what the cache holds (cache), starts
-the rest longest first (schedule), in parallel, one kernel each, in child processes forked from a
+`validate` is the one entry: it builds or finds each facility's environment (environments), plans
+the runs (plan), takes what the cache holds (cache), starts the rest longest first (schedule), in parallel, one kernel each, in child processes forked from a
 fork server that has papermill loaded (pool, run), and writes the report (report).
 """
 
@@ -18,12 +19,14 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+from contextlib import ExitStack
 from pathlib import Path
 from typing import Any
 
 from casabook import __version__
 from casabook.errors import CasabookError
-from casabook.model import Workshop
+from casabook.model import Facility, Workshop
+from casabook.validation.environments import Environment, facility_environment
 from casabook.validation.cache import cached_result, is_reusable, store_result
 from casabook.validation.kernels import require_kernels
 from casabook.validation.notebooks import read_notebook
@@ -68,8 +71,9 @@ def validate(workshop: Workshop, *, tracks: list[str] | None = None, facilities:
 
     notebooks = {entry.path: read_notebook(workshop.root, entry.path) for track in selected for entry in track.notebooks}
     used = list({f.name: f for f in [*(workshop.facility_of(t) for t in selected), *extra]}.values())
-    kernels = require_kernels(used, notebooks)
-    runs = plan_runs(workshop, selected, extra, limits, notebooks, kernels)
+    environments = _environments(used, console)
+    kernels = require_kernels(used, notebooks, environments)
+    runs = plan_runs(workshop, selected, extra, limits, notebooks, kernels, environments)
 
     results: dict[int, RunResult] = {}
     if not force:
@@ -108,6 +112,24 @@ def validate(workshop: Workshop, *, tracks: list[str] | None = None, facilities:
     )
     write_report(report, output)
     return report
+
+
+def _environments(facilities: list[Facility], console: Any) -> dict[str, Environment]:
+    """Each facility's environment; a cold build shows what it is doing (a warm one is a file read)."""
+    found: dict[str, Environment] = {}
+    bar = None
+    with ExitStack() as stack:
+        for facility in facilities:
+            if facility.image_files and bar is None:
+                from casabook.progress import progress_bar
+
+                bar = stack.enter_context(progress_bar(console, "environments", len(facilities)))
+            found[facility.name] = facility_environment(facility, status=bar.status if bar else None)
+            if bar is not None:
+                bar.advance()
+                if found[facility.name].build_s is not None:
+                    bar.print(f"built {facility.name}'s environment in {found[facility.name].build_s:.1f} s")
+    return found
 
 
 def _result(run: Run, outcome: Outcome, output: Path) -> RunResult:

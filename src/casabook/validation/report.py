@@ -62,9 +62,13 @@ def _details(run: RunResult, anchor: str) -> str:
         if failure.traceback:
             rows.append(f"<pre>{_e(failure.traceback)}</pre>")
         rows.append("</div>")
+    if run.environment is not None:
+        rows.append(f"<p>Environment: {_e(run.environment.describe())}</p>")
     if run.substitutions:
         rows.append("<p>Substituted here:</p><ul>" + "".join(f"<li>{_e(s.describe())}</li>" for s in run.substitutions)
                     + "</ul>")
+    if run.notes:
+        rows.append("<p>Notes:</p><ul>" + "".join(f"<li>{_e(n)}</li>" for n in run.notes) + "</ul>")
     if run.warnings:
         rows.append("<p>Warnings:</p><ul>" + "".join(f"<li>{_e(w)}</li>" for w in run.warnings) + "</ul>")
     if run.results:

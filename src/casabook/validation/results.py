@@ -21,12 +21,12 @@ FailureKind = Literal[
     "kernel-start",      # the kernel did not start or did not answer
     "kernel-mismatch",   # the notebook declares another kernel than the facility runs
     "missing-package",   # it imports a distribution the facility's image lacks
-    "parameters",        # it does not declare a parameter the session injects
+    "unmet-requirement", # its track or it requires a version the facility's image does not have
     "environment",       # it reads a variable the facility does not set, without a default
     "internal",          # the validator itself failed (a bug): the message says where
 ]
 # Failures found before a kernel starts depend on nothing but the cache key's inputs: safe to reuse.
-STATIC_KINDS = frozenset({"kernel-mismatch", "missing-package", "parameters", "environment"})
+STATIC_KINDS = frozenset({"kernel-mismatch", "missing-package", "unmet-requirement", "environment"})
 
 class Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -66,6 +66,22 @@ class Substitution(Model):
         return f"{self.setting}: {self.facility_value} {instead} ({self.reason})"
 
 
+class RunEnvironment(Model):
+    """Which environment ran a notebook."""
+
+    key: str = Field(description="the hash of the image files it was built from; 'this-machine' for casabook's own")
+    python: str = Field(description="the Python version it ran")
+    image_python: str = Field("", description="the image's Python version, where its files say")
+    packages: dict[str, str | None] = Field(default_factory=dict,
+                                            description="each distribution the notebook imports -> its version there")
+
+    def describe(self) -> str:
+        built = "this machine's environment" if self.key == "this-machine" else f"environment {self.key}"
+        image = f" (image: Python {self.image_python})" if self.image_python else ""
+        versions = ", ".join(f"{name} {version or 'missing'}" for name, version in self.packages.items())
+        return f"{built}, Python {self.python}{image}" + (f": {versions}" if versions else "")
+
+
 class RunResult(Model):
     notebook: str
     track: str
@@ -75,7 +91,10 @@ class RunResult(Model):
     peak_memory_mib: float | None = Field(None, description="peak resident memory of the kernel's process tree")
     cpu_s: float | None = Field(None, description="CPU time (user + system) of the kernel and the processes it reaped")
     substitutions: list[Substitution] = Field(default_factory=list)
+    environment: RunEnvironment | None = Field(None, description="the environment the notebook ran in")
     warnings: list[str] = Field(default_factory=list)
+    notes: list[str] = Field(default_factory=list, description="how the run differed from a plain one, e.g. "
+                                                              "no parameters injected")
     failures: list[Failure] = Field(default_factory=list)
     executed_notebook: str | None = Field(None, description="relative to the report's folder")
     log: str | None = Field(None, description="the kernel's stdout and stderr, relative to the report's folder")

@@ -26,6 +26,7 @@ from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Any
 
+from casabook.image import Image
 from casabook.model import Facility
 from casabook.validation.notebooks import cell_tags
 from casabook.validation.results import CellRef, Failure
@@ -48,8 +49,11 @@ class RunSpec:
     results_path: Path            # where the notebook writes its results JSON
     cwd: Path                     # the notebook's folder in the session's working folder
     facility: Facility
+    image: Image                  # the facility's image as its environment here has it
+    requirements: tuple[str, ...]  # the track's PEP 508 requirements
     kernel: str
     language: str
+    kernel_dirs: tuple[str, ...]  # where the kernel's spec is: the facility's environment ('': this machine's)
     env: dict[str, str]           # the complete environment of the kernel
     facility_variables: frozenset[str]  # what the facility's sessions set (before substitutions)
     parameters: dict[str, Any] = field(default_factory=dict)
@@ -110,14 +114,18 @@ def _run(spec: RunSpec, conn: Connection, log: Any) -> dict[str, Any]:
     os.chdir(spec.cwd)
 
     nb = nbformat.read(spec.input_path, as_version=4)
-    failures = static_failures(nb, spec.facility, injected=spec.parameters, session_variables=spec.facility_variables,
-                               language=spec.language)
+    failures = static_failures(nb, spec.facility, spec.image, session_variables=spec.facility_variables,
+                               requirements=spec.requirements, language=spec.language)
     if failures:
         return _failed(*failures)
 
     # nbclient drives an async kernel manager on this thread's event loop; run_sync starts the kernel
     # on that same loop (a blocking manager would have nbclient's timeouts wait on another thread's loop).
     km = AsyncKernelManager(kernel_name=spec.kernel)
+    if spec.kernel_dirs:  # the facility's own environment: its kernel, not one of this machine's of the same name
+        from jupyter_client.kernelspec import KernelSpecManager
+
+        km.kernel_spec_manager = KernelSpecManager(kernel_dirs=list(spec.kernel_dirs), ensure_native_kernel=False)
     current: list[CellRef | None] = [None]
 
     def on_cell_start(executed_nb: Any, executed_index: int) -> None:

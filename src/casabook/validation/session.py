@@ -1,19 +1,20 @@
 """One facility's session environment as reproduced on this machine, with what stands in for its services.
 
-A session here gets the facility's own environment variables, its kernel and its packages as
-resolved here; what cannot exist on this machine (XCache, the facility's Dask scheduler,
+A session here gets the facility's own environment variables, its kernel and its package
+environment (casabook.validation.environments); what cannot exist on this machine (XCache, the facility's Dask scheduler,
 ServiceX) is substituted, and each substitution is named for the report.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from casabook.image import Image
 from casabook.model import Facility, Workshop
+from casabook.validation.environments import Environment
 from casabook.validation.results import Substitution
 
 # Variables a session's environment defines: a value left in the validator's own environment
@@ -32,8 +33,10 @@ class Session:
     data_root: str
     dask_scheduler_address: str
     substitutions: list[Substitution]
-    packages: dict[str, str | None]     # the facility's packages -> version resolved here
+    packages: dict[str, str | None]     # the image's built packages -> version installed in the environment
     kernel: dict[str, Any]              # the kernelspec: argv and language
+    environment: Environment            # where the kernel runs: the facility's built environment, or this machine's
+    image: Image                        # the facility's image as that environment has it
     warnings: list[str] = field(default_factory=list)
 
 
@@ -64,38 +67,29 @@ def base_environment(workshop: Workshop) -> dict[str, str]:
     return env
 
 
-def package_versions(names: Iterable[str]) -> dict[str, str | None]:
-    """The version installed here of each distribution (None: not installed)."""
-    import importlib.metadata
-
-    versions: dict[str, str | None] = {}
-    for name in sorted(set(names)):
-        try:
-            versions[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            versions[name] = None
-    return versions
-
-
-def _version_warnings(facility: Facility, versions: dict[str, str | None]) -> list[str]:
+def _version_warnings(facility: Facility, environment: Environment) -> list[str]:
+    """Where the environment the runs use differs from what the facility's image declares."""
     from packaging.specifiers import InvalidSpecifier, SpecifierSet
 
     warnings = []
-    for name, spec in sorted(facility.packages.items()):
-        here = versions.get(name)
+    for package in sorted(facility.image.built(), key=lambda p: p.name):
+        here = environment.versions.get(package.name)
         if here is None:
-            warnings.append(f"{name} is not installed here (the facility provides {spec or 'any version'})")
+            warnings.append(f"{package.name} is not installed here (the facility provides "
+                            f"{package.spec or 'any version'})")
             continue
         try:
-            if spec and here not in SpecifierSet(spec, prereleases=True):
-                warnings.append(f"{name} {here} here does not satisfy the facility's {spec}")
+            if package.spec and here not in SpecifierSet(package.spec, prereleases=True):
+                warnings.append(f"{package.name} {here} here does not satisfy the facility's {package.spec}")
         except InvalidSpecifier:
-            warnings.append(f"{name}: the facility's version spec {spec!r} is not a valid specifier")
+            warnings.append(f"{package.name}: the facility's version spec {package.spec!r} is not a valid specifier")
+    if environment.python_note:
+        warnings.append(environment.python_note)
     return warnings
 
 
 def build_session(workshop: Workshop, facility: Facility, base_env: dict[str, str],
-                  kernels: dict[str, dict[str, Any]], versions: dict[str, str | None]) -> Session:
+                  kernel: dict[str, Any], environment: Environment) -> Session:
     """The facility's session on this machine, over `base_env`, with the substitutions it needs here."""
     root = workshop.root
     session_env = facility.session_environment(root)
@@ -120,8 +114,11 @@ def build_session(workshop: Workshop, facility: Facility, base_env: dict[str, st
         substitutions.append(Substitution(
             setting="servicex_endpoint", facility_value=facility.servicex_endpoint, local_value=None,
             reason="ServiceX does not run here"))
-    packages = {name: versions.get(name) for name in facility.packages}
-    warnings = _version_warnings(facility, versions)
+    packages = {p.name: environment.versions.get(p.name) for p in facility.image.built()}
+    warnings = _version_warnings(facility, environment)
+    if environment.path is not None:  # a subprocess the notebook starts finds the environment's python first
+        session_env["PATH"] = f"{environment.path / 'bin'}{os.pathsep}{base_env.get('PATH', '')}"
+        session_env["VIRTUAL_ENV"] = str(environment.path)
     if "://" not in data_root and not Path(data_root).is_dir():
         warnings.insert(0, f"the data folder {_display(Path(data_root), root)} does not exist (casabook data fetch fills it)")
     return Session(
@@ -132,6 +129,8 @@ def build_session(workshop: Workshop, facility: Facility, base_env: dict[str, st
         dask_scheduler_address=scheduler,
         substitutions=substitutions,
         packages=packages,
-        kernel=kernels[facility.kernel],
+        kernel=kernel,
+        environment=environment,
+        image=environment.image(facility),
         warnings=warnings,
     )

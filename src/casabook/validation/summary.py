@@ -44,9 +44,24 @@ def failure_lines(report: Report) -> list[str]:
             for run in report.runs if run.status == "failed" and run.failure is not None]
 
 
+def environment_lines(report: Report) -> list[str]:
+    """One line per facility: the environment its runs used (hash, Python, against the image's)."""
+    lines: dict[str, str] = {}
+    for run in report.runs:
+        if run.environment is not None and run.facility not in lines:
+            env = run.environment
+            where = "this machine's environment" if env.key == "this-machine" else f"environment {env.key}"
+            image = f" (the image: Python {env.image_python})" if env.image_python else ""
+            lines[run.facility] = f"{run.facility}: {where}, Python {env.python}{image}"
+    return list(lines.values())
+
+
 def print_summary(report: Report, console: Console) -> None:
-    """The summary table, a `failed:` line per failed run, and the counts with where the report is."""
+    """The summary table, the environment of each facility, a `failed:` line per failed run, and the counts
+    with where the report is."""
     console.print(summary_table(report))
+    for line in environment_lines(report):
+        console.print(f"[dim]{escape(line)}[/]", highlight=False, soft_wrap=True)
     for line in failure_lines(report):
         console.print(f"[bold red]failed:[/] {escape(line)}", highlight=False, soft_wrap=True)
     console.print(f"{report.count('passed')} passed, {report.count('failed')} failed, {report.count('cached')} cached; "
