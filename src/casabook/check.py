@@ -18,7 +18,7 @@ from rich.table import Table
 from casabook.atomic import replacing
 from casabook.errors import CasabookError
 from casabook.links import check_links, checked_against, track_links
-from casabook.requirements import image_findings
+from casabook.validation.requirements import image_findings
 from casabook.model import Facility, Track, Workshop
 from casabook.notebook_lint import lint_workshop
 

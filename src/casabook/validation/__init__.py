@@ -4,6 +4,7 @@ One module per job; `matrix.validate` is the one entry and calls the others in t
 
     notebooks    notebooks read as plain JSON, and the parts of a cell the validator looks at
     environments each facility's package environment, built with uv from its image's files, cached by hash
+    requirements what each notebook needs of its facility's image (imports, PEP 508 requirements), checked
     kernels      the installed kernelspecs a matrix needs (a missing one stops the command)
     session      one facility's session environment as reproduced here, with its substitutions
     materials    which repository files an attendee's session pulls

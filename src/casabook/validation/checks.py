@@ -160,7 +160,7 @@ def check_imports(nb: Any, facility: Facility, image: Image) -> Failure | None:
 
 def check_requirements(nb: Any, facility: Facility, image: Image, track_requirements: Iterable[str]) -> Failure | None:
     """The PEP 508 requirements of the notebook's track and metadata, against the image as built here."""
-    from casabook.requirements import notebook_requirements, unmet
+    from casabook.validation.requirements import notebook_requirements, unmet
 
     reasons = [reason for spec in [*track_requirements, *notebook_requirements(nb)]
                if (reason := unmet(spec, image, image.python)) is not None]

@@ -14,7 +14,7 @@ from typing import Any
 
 from casabook import __version__
 from casabook.model import Facility, Track, Workshop
-from casabook.requirements import notebook_requirements
+from casabook.validation.requirements import notebook_requirements
 from casabook.validation.checks import PARAMETERS_TAG, declared_parameters
 from casabook.validation.fingerprint import digest, folder_fingerprint, notebook_fingerprint
 from casabook.validation.environments import Environment

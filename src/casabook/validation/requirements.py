@@ -16,7 +16,6 @@ from typing import Any
 from packaging.requirements import InvalidRequirement, Requirement
 
 from casabook.errors import CasabookError
-from casabook.errors import CasabookError
 from casabook.image import Image, normalise
 from casabook.model import Track, Workshop
 
