@@ -18,7 +18,7 @@ import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from casabook.cli import main
-from workshops import REPO, git, make_workshop
+from casabook.testing.workshops import REPO, git, make_workshop
 
 # Written elsewhere, as it is: a title, imports, a histogram; no `parameters` cell, no casabook conventions.
 FOREIGN_CELLS = [
