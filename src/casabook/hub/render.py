@@ -28,6 +28,7 @@ from casabook.hub.config import (
     section,
 )
 from casabook.hub.prewarm import PREWARM_SERVICE, prewarm_role
+from casabook.hub.validator import VALIDATOR_SERVICE, apply_validation_user, validation_user_role, validator_role
 from casabook.model import Facility, Workshop
 
 CHARTS = ("z2jh", "coffea-casa")
@@ -122,6 +123,7 @@ def hub_values(workshop: Workshop, facility: Facility) -> dict[str, Any]:
     apply_authenticator(c, facility, client_secret=None, class_name="set-in-extraConfig")
     apply_cap(c, facility, contact=organisers_contact(workshop, facility),
               waitlist_file=f"{HUB_DATA_DIR}/casabook-waitlist.jsonl")
+    apply_validation_user(c)
     config = {name: _plain(dict(c[name])) for name in (section(facility), "Authenticator", "ParticipantCap")}
     # Helm replaces lists: an empty list would take away the admins a facility's own values name.
     config["Authenticator"].pop("admin_users", None)
@@ -135,9 +137,19 @@ def hub_values(workshop: Workshop, facility: Facility) -> dict[str, Any]:
         "activeServerLimit": facility.caps.concurrent_servers,
         "concurrentSpawnLimit": facility.caps.concurrent_spawns,
         # No apiToken: the chart generates the prewarm service's token into its own Secret.
-        "services": {PREWARM_SERVICE: {}},
-        "loadRoles": {prewarm_role()["name"]: prewarm_role()},
+        "services": {PREWARM_SERVICE: {}, **validator_services()},
+        "loadRoles": {prewarm_role()["name"]: prewarm_role(), **validator_roles()},
     }
+
+
+def validator_services() -> dict[str, Any]:
+    """`casabook validate --hub`'s service; the chart generates its token as it does the prewarm's."""
+    return {VALIDATOR_SERVICE: {}}
+
+
+def validator_roles() -> dict[str, Any]:
+    """The role that creates the validation user, and its service's narrow role."""
+    return {role["name"]: role for role in (validation_user_role(), validator_role())}
 
 
 def singleuser_values(workshop: Workshop, facility: Facility) -> dict[str, Any]:
