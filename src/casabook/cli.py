@@ -341,7 +341,7 @@ def _add_validate(commands: argparse._SubParsersAction) -> None:
         description="Run every notebook with papermill, with the environment and kernel a session on its facility "
         "has, and write an HTML report. Results are cached: what nothing changed is not run again.",
         examples=["casabook validate", "casabook validate --track cms --facility local --jobs 2",
-                  "CASABOOK_VALIDATOR_TOKEN=... casabook validate --hub http://127.0.0.1:8000 --track opendata"],
+                  "casabook validate --hub http://127.0.0.1:8000 --track opendata  (token in $CASABOOK_VALIDATOR_TOKEN)"],
         ok="every notebook passed", failed="a notebook failed (the report says where)")
     _add_tracks(validate, many=True)
     _add_facility(validate, "also run on this facility, besides each track's own (repeatable)", many=True)

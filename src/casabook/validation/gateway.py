@@ -61,6 +61,11 @@ class ServerKernelManager(GatewayKernelManager):
     client_class = DottedObjectName("casabook.validation.gateway.ServerKernelClient")
     client_factory = Type(klass="casabook.validation.gateway.ServerKernelClient")
 
+    async def _async_is_alive(self) -> bool:
+        # What the kernel client's is_alive calls (nbclient polls it while a cell runs); the gateway
+        # manager answers is_alive from the server but leaves this one looking for a local process.
+        return bool(await self.is_alive())
+
     async def start_kernel(self, **kwargs: Any) -> None:
         if kwargs.get("kernel_id") is not None:
             await super().start_kernel(**kwargs)

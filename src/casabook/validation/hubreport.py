@@ -7,6 +7,7 @@ facilities, other hubs); this hub's column is replaced whole by its latest run.
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 from casabook import __version__
@@ -16,8 +17,11 @@ from casabook.validation.results import Limits, Report, RunResult
 
 def read_report(folder: Path) -> Report | None:
     try:
-        return Report.model_validate_json((folder / REPORT_JSON).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+        data = json.loads((folder / REPORT_JSON).read_text(encoding="utf-8"))
+        for run in data.get("runs", []):
+            run.pop("failure", None)  # computed from `failures`: written out, refused on reading (extra="forbid")
+        return Report.model_validate(data)
+    except (OSError, ValueError, AttributeError):
         return None  # none yet, or one an older casabook wrote: the hub's column starts a new report
 
 
