@@ -139,6 +139,8 @@ def test_three_tracks_run_in_a_hub_session_at_its_cap(hub: LocalHub, workshop: P
         injected = next(c for c in executed.cells if "injected-parameters" in c.metadata.get("tags", []))
         assert "output_dir = \"output\"" in injected.source
     assert "local @ hub" in (workshop / "build" / "validate" / "report.html").read_text()
+    # Every message went on its own channel (the server logs, as a warning, any that does not say).
+    assert "No channel specified" not in hub.log_path.read_text()
     # The validation user took no place, and its server is stopped after.
     assert hub.cap_status()["admitted"] == before == ["alice"]
     assert not _validator(hub)["servers"]

@@ -8,7 +8,9 @@ Two things it does not do for a plain Jupyter server, added here:
 - the kernel's working folder: it sends the folder as KERNEL_WORKING_DIR, which Enterprise Gateway
   reads and jupyter_server ignores; jupyter_server takes it as the request's `path`;
 - the websocket's credentials: it opens the websocket without the Authorization header its HTTP
-  calls carry, which a hub user's server (any server with a token) refuses.
+  calls carry, which a hub user's server (any server with a token) refuses;
+- the channel of each message: it sends messages without one, which jupyter_server routes to the
+  shell channel after logging the whole message (the cell's code) as a warning.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ from typing import Any
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_core.utils import ensure_async
 from jupyter_server.gateway.gateway_client import GatewayClient, gateway_request
-from jupyter_server.gateway.managers import GatewayKernelClient, GatewayKernelManager
+from jupyter_server.gateway.managers import ChannelQueue, GatewayKernelClient, GatewayKernelManager
 from jupyter_server.utils import url_escape, url_path_join
 from tornado.escape import json_decode, json_encode
 from traitlets import DottedObjectName, Type, Unicode
@@ -33,8 +35,32 @@ def connect(server_url: str, token: str, *, request_timeout: float) -> None:
                            request_timeout=request_timeout, validate_cert=True)
 
 
+class NamedChannelQueue(ChannelQueue):
+    """A channel's queue whose messages say which channel they are for."""
+
+    def send(self, msg: dict[str, Any]) -> None:
+        super().send({**msg, "channel": self.channel_name})
+
+
+def _channel(name: str) -> property:
+    def get(self: ServerKernelClient) -> ChannelQueue:
+        attribute = f"_{name}_channel"
+        if getattr(self, attribute) is None:
+            queue = NamedChannelQueue(name, self.channel_socket, self.log)
+            setattr(self, attribute, queue)
+            self._channel_queues[name] = queue
+        return getattr(self, attribute)
+
+    return property(get)
+
+
 class ServerKernelClient(GatewayKernelClient):
-    """The gateway's kernel client, its websocket authenticated like its HTTP calls."""
+    """The gateway's kernel client, its websocket authenticated like its HTTP calls, its messages named."""
+
+    shell_channel = _channel("shell")
+    iopub_channel = _channel("iopub")
+    stdin_channel = _channel("stdin")
+    control_channel = _channel("control")
 
     async def start_channels(self, shell: bool = True, iopub: bool = True, stdin: bool = True,
                              hb: bool = True, control: bool = True) -> None:

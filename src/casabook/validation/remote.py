@@ -29,7 +29,7 @@ from urllib.parse import quote, urlsplit
 import httpx
 
 from casabook.errors import CasabookError
-from casabook.hub.api import HubAPI, SpawnFailed, require_loopback, user_path
+from casabook.hub.api import HubAPI, HubAPIError, SpawnFailed, require_loopback, user_path
 from casabook.hub.validator import VALIDATOR_TOKEN_ENV, VALIDATOR_USER, validator_scopes
 from casabook.model import Facility, Track, Workshop
 from casabook.validation.fingerprint import digest, notebook_fingerprint
@@ -402,6 +402,8 @@ def validate_on_hub(workshop: Workshop, hub_url: str, *, facility: str | None = 
                     cell_timeout: float | None = None, notebook_timeout: float | None = None,
                     console: Any = None) -> tuple[Any, list[RunResult]]:
     """Run the tracks' notebooks in a session on the hub; the report (with the hub's column) and the hub's runs."""
+    from rich.markup import escape
+
     from casabook.progress import progress_bar
     from casabook.validation.hubreport import add_column
     from casabook.validation.matrix import DEFAULT_CELL_TIMEOUT, DEFAULT_NOTEBOOK_TIMEOUT, default_output
@@ -420,12 +422,16 @@ def validate_on_hub(workshop: Workshop, hub_url: str, *, facility: str | None = 
         def on_event(kind: str, name: str, detail: str) -> None:
             if kind == "done":
                 bar.advance()
-                bar.print(f"[{'green' if detail == 'passed' else 'red'}]{detail}[/] {name} on {target.column}")
+                bar.print(f"[{'green' if detail == 'passed' else 'red'}]{detail}[/] {escape(name)} on "
+                          f"{escape(target.column)}")
             elif kind == "pull":
                 bar.status(f"pulling track {name} through its launch link")
             else:
                 bar.status(f"{PurePosixPath(name).name}{' ' + detail if detail else ''}")
 
-        runs = asyncio.run(HubValidation(target, token, limits, output, keep=keep, on_event=on_event)
-                           .run(workshop, selected))
+        try:
+            runs = asyncio.run(HubValidation(target, token, limits, output, keep=keep, on_event=on_event)
+                               .run(workshop, selected))
+        except HubAPIError as error:  # e.g. 429: the hub's concurrent-spawn limit, or its server limit
+            raise CasabookError("hub-api", f"the hub at {target.hub_url} refused: {error}", key="--hub") from None
     return add_column(output, target.column, runs, limits), runs
