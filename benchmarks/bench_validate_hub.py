@@ -24,6 +24,8 @@ import tempfile
 import time
 from pathlib import Path
 
+import yaml
+
 from casabook.hub.validator import VALIDATOR_TOKEN_ENV
 from casabook.testing.hub import LocalHub
 from casabook.testing.workshops import copy_workshop, edit_yaml, git
@@ -36,8 +38,12 @@ def load() -> str:
 
 
 def on_local(root: Path) -> None:
+    places = 0
     for track in (root / "tracks").glob("*.yml"):
         edit_yaml(track, lambda data: data.update(facility="local"))
+        places += yaml.safe_load(track.read_text())["participant_cap"]
+    # The tracks' places together, which the loader checks against the facility's cap.
+    edit_yaml(root / "hub-config" / "local.yml", lambda data: data["caps"].update(participants=max(places, 100)))
     git(root, "commit", "-q", "-am", "Every track on the embedded facility")
 
 
