@@ -18,6 +18,7 @@ from casabook.hub.validator import (
     VALIDATOR_USER,
     apply_validation_user,
     apply_validator_service,
+    is_participant,
     validator_scopes,
 )
 from casabook.model import load_workshop
@@ -112,3 +113,53 @@ def test_the_hub_column_joins_the_offline_report(tmp_path) -> None:
 def test_a_hub_column_without_an_offline_report(tmp_path) -> None:
     report = add_column(tmp_path, "h", [_run("a.ipynb", "h")], LIMITS)
     assert report.facilities == ["h"] and report.ok
+
+
+@pytest.mark.parametrize("user, participant", [
+    pytest.param({"name": "alice"}, True, id="participant"),
+    pytest.param({"name": "organiser", "admin": True}, False, id="organiser"),
+    pytest.param({"name": "checker", "roles": ["user", "casabook-validation-user"]}, False, id="by-its-role"),
+    pytest.param({"name": VALIDATOR_USER}, False, id="by-its-name-without-roles"),
+])
+def test_prewarm_and_stats_leave_the_validation_user_out(user: dict, participant: bool) -> None:
+    import datetime as dt
+
+    from casabook.hub.stats import attendance_from_users
+
+    assert is_participant(user) is participant
+    counts = attendance_from_users([user], hub_url="http://127.0.0.1:1", cap=1, now=dt.datetime.now(dt.timezone.utc))
+    assert (counts.registered, counts.organisers) == (int(participant), int(bool(user.get("admin"))))
+
+
+@pytest.mark.parametrize("url, facility, expected", [
+    pytest.param("http://127.0.0.1:41234", None, "local", id="unknown-loopback-port-is-the-embedded-hub"),
+    pytest.param("http://127.0.0.1:9000/", "coffea-casa-cms", "coffea-casa-cms", id="forwarded-port-named"),
+    pytest.param("http://127.0.0.1:8000", None, "local", id="the-facility-whose-url-it-is"),
+    pytest.param("https://cmsaf.example.org", None, "[not-loopback]", id="never-off-this-machine"),
+    pytest.param("http://127.0.0.1:9000", "nowhere", "[unknown-facility]", id="unknown-facility"),
+])
+def test_which_facility_a_hub_serves(url: str, facility: str | None, expected: str) -> None:
+    from casabook.errors import CasabookError
+    from casabook.validation.hubsession import hub_target
+
+    workshop = load_workshop(REPO)
+    try:
+        target = hub_target(workshop, url, facility, None)
+    except CasabookError as error:
+        assert f"[{error.code}]" == expected
+        return
+    assert target.facility.name == expected and target.user == VALIDATOR_USER
+    assert target.hub_url == url.rstrip("/") and target.column == f"{expected} @ hub {url.split('//')[1].rstrip('/')}"
+
+
+def test_tracks_on_the_hub() -> None:
+    from casabook.errors import CasabookError
+    from casabook.validation.remote import hub_tracks
+
+    workshop = load_workshop(REPO)
+    assert {t.name for t in hub_tracks(workshop, workshop.facility("local"), None)} == set(workshop.tracks)
+    cms = workshop.facility("coffea-casa-cms")
+    assert [t.name for t in hub_tracks(workshop, cms, None)] == ["cms"]
+    with pytest.raises(CasabookError) as refused:
+        hub_tracks(workshop, cms, ["atlas"])
+    assert refused.value.code == "track-not-on-hub"

@@ -46,6 +46,12 @@ def validator_role(user: str = VALIDATOR_USER) -> dict[str, Any]:
             "scopes": validator_scopes(user), "services": [VALIDATOR_SERVICE]}
 
 
+def is_participant(user: dict[str, Any]) -> bool:
+    """A hub user model (REST API) of a participant: not an organiser, not a validation user
+    (known by its role, or by the default name where the token cannot read roles)."""
+    return not user.get("admin") and USER_ROLE not in (user.get("roles") or []) and user.get("name") != VALIDATOR_USER
+
+
 def _replace(existing: list[dict[str, Any]], entries: list[dict[str, Any]]) -> list[dict[str, Any]]:
     names = {entry["name"] for entry in entries}
     return [*(e for e in existing if e.get("name") not in names), *entries]
