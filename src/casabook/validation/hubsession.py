@@ -53,7 +53,6 @@ def hub_target(workshop: Workshop, hub_url: str, facility: str | None, user: str
     return HubTarget(url, chosen, user or VALIDATOR_USER)
 
 
-
 # --- the hub: credentials, the user, its server --------------------------------------------------
 
 
@@ -143,8 +142,7 @@ async def pull_through_link(server_url: str, link_url: str, token: str, *, timeo
     return None
 
 
-
-def hub_token(environ: dict[str, str] | None = None) -> str:
+def hub_token(user: str = VALIDATOR_USER, environ: dict[str, str] | None = None) -> str:
     """The validator's token: from the environment only (never a flag, never a file in the repository)."""
     import os
 
@@ -152,5 +150,5 @@ def hub_token(environ: dict[str, str] | None = None) -> str:
     if not token:
         raise CasabookError("no-token", f"validate --hub needs a token in ${VALIDATOR_TOKEN_ENV}: the "
                             "casabook-validator service's, or one an organiser issues on the hub's token page "
-                            f"with the scopes {', '.join(validator_scopes())}", key=VALIDATOR_TOKEN_ENV)
+                            f"with the scopes {', '.join(validator_scopes(user))}", key=VALIDATOR_TOKEN_ENV)
     return token

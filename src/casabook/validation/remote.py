@@ -121,7 +121,7 @@ def validate_on_hub(workshop: Workshop, hub_url: str, *, facility: str | None = 
     for name, value in (("--cell-timeout", limits.cell_timeout_s), ("--notebook-timeout", limits.notebook_timeout_s)):
         if value <= 0:
             raise CasabookError("bad-option", f"expected a positive number of seconds, got {value:g}", key=name)
-    token = hub_token()
+    token = hub_token(target.user)
     output = (output or default_output(workshop.root)).resolve()
     total = sum(len(t.notebooks) for t in selected)
     with progress_bar(console, f"validate on {target.hub_url}", total) as bar:
