@@ -6,10 +6,10 @@ In a copy of the workshop whose tracks all run on the embedded facility (`local`
 are of the same notebook on the same facility: first the offline matrix (`casabook validate
 --force --jobs 1`, a fresh process, as a user runs it), then `casabook validate --hub` against
 the embedded hub started here (a real JupyterHub, the validation user's server, nbgitpuller
-pulling the copy over file://). The on-hub time of a notebook is from its first request to the
-server (the pulled notebook) to its results back; the server's start and the pulls count in the
-whole command's time only. Both run one notebook at a time, so the columns compare. Prints the load average before and after:
-the machine is shared.
+pulling the copy over file://). The on-hub time of a notebook runs from its first request to the
+server (the pulled notebook) to the end of its last cell; the server's start, the pulls and the
+kernels' shutdowns count in the whole command's time only. Both run one notebook at a time, so
+the columns compare. Prints the load average before and after: the machine is shared.
 """
 
 from __future__ import annotations

@@ -49,16 +49,29 @@ def _probes_track(root: Path) -> None:
     folder.mkdir(parents=True)
     nbformat.write(_probe("x = 1", "raise ValueError('the probe raises')"), folder / "raises.ipynb")
     nbformat.write(_probe("import time", "time.sleep(600)"), folder / "hangs.ipynb")
+    nbformat.write(_probe("x = 1"), folder / "unpulled.ipynb")
     track = (root / "tracks" / "opendata.yml").read_text()
     (root / "tracks" / "probes.yml").write_text(track)
 
     def probes(data: dict) -> None:
         data["title"] = "Probes"
+        data["participant_cap"] = 1
         data["notebooks"] = [{"path": f"notebooks/probes/{name}.ipynb", "title": name, "minutes": 5}
                              for name in ("raises", "hangs")]
         data["schedule"] = [{**data["schedule"][0], "notebooks": [n["path"] for n in data["notebooks"]]}]
 
     edit_yaml(root / "tracks" / "probes.yml", probes)
+    # A track whose launch link names a branch the materials do not have.
+    (root / "tracks" / "unpulled.yml").write_text(track)
+
+    def unpulled(data: dict) -> None:
+        data["title"] = "Unpulled"
+        data["participant_cap"] = 1
+        data["materials"] = {"targetpath": "unpulled", "branch": "no-such-branch"}
+        data["notebooks"] = [{"path": "notebooks/probes/unpulled.ipynb", "title": "unpulled", "minutes": 5}]
+        data["schedule"] = [{**data["schedule"][0], "notebooks": ["notebooks/probes/unpulled.ipynb"]}]
+
+    edit_yaml(root / "tracks" / "unpulled.yml", unpulled)
 
 
 @pytest.fixture(scope="module")
@@ -177,6 +190,16 @@ def test_a_raising_notebook_fails_with_its_cell_and_a_hanging_one_is_stopped(
         assert kernels.json() == []
     finally:
         hub.api("DELETE", f"users/{VALIDATOR_USER}/server")
+
+
+def test_a_launch_link_that_does_not_pull_fails_its_notebooks(hub: LocalHub, workshop: Path, service_token: str,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv(VALIDATOR_TOKEN_ENV, service_token)
+    assert _validate(workshop, hub.hub_url, "--track", "unpulled") == 1
+    (run,) = [run for run in _column(_report(workshop), hub) if run["track"] == "unpulled"]
+    assert run["failure"]["kind"] == "pull" and "no-such-branch" in run["failure"]["message"]
+    assert run["executed_notebook"] is None
+    assert not _validator(hub)["servers"]
 
 
 def _organiser_token(hub: LocalHub, scopes: list[str], expires_in: int | None = None) -> str:

@@ -132,11 +132,13 @@ async def pull_through_link(server_url: str, link_url: str, token: str, *, timeo
     try:
         response = await browser.navigate(page)
         if response.status_code != 200:
-            return f"the launch link's git-pull page answered HTTP {response.status_code}"
+            return (f"the launch link's git-pull page answered HTTP {response.status_code} for {source.repo} "
+                    f"({source.branch})")
         await browser.git_pull(server_url, {"repo": source.repo, "branch": source.branch,
                                             "targetpath": source.targetpath}, timeout=timeout)
     except (PullFailed, PageError, TimeoutError, httpx.HTTPError) as error:
-        return f"nbgitpuller did not bring the materials: {error}"[:300]
+        return (f"nbgitpuller did not bring branch {source.branch!r} of {source.repo} through the launch link: "
+                f"{error}")[:300]
     finally:
         await browser.close()
     return None
