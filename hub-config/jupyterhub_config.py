@@ -35,4 +35,7 @@ configure(
     organiser_token=os.environ.get("CASABOOK_API_TOKEN"),
     # benchmarks/bench_hub.py --session stock compares with every server extension enabled.
     lean_session=os.environ.get("CASABOOK_STOCK_SESSION") != "1",
+    # `casabook validate --hub`: its service's token and the user it runs notebooks as.
+    validator_token=os.environ.get("CASABOOK_VALIDATOR_TOKEN"),
+    validator_user=os.environ.get("CASABOOK_VALIDATOR_USER"),
 )

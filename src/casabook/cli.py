@@ -100,6 +100,8 @@ def _cmd_book(args: argparse.Namespace) -> int:
 
 
 def _cmd_validate(args: argparse.Namespace) -> int:
+    if args.hub:
+        return _cmd_validate_hub(args)
     from casabook.model import load_workshop
     from casabook.validation.matrix import validate
     from casabook.validation.summary import print_summary
@@ -111,6 +113,22 @@ def _cmd_validate(args: argparse.Namespace) -> int:
                       **limits)
     print_summary(report, out_console())
     return 0 if report.ok else 1
+
+
+def _cmd_validate_hub(args: argparse.Namespace) -> int:
+    from casabook.model import load_workshop
+    from casabook.validation.remote import validate_on_hub
+    from casabook.validation.summary import print_summary
+
+    if args.facility and len(args.facility) > 1:
+        raise CasabookError("bad-option", "with --hub, give at most one --facility: the one that hub serves",
+                            key="--facility")
+    report, runs = validate_on_hub(load_workshop(_root(args)), args.hub, facility=(args.facility or [None])[0],
+                                   tracks=args.track, user=args.hub_user, keep=args.keep,
+                                   output=_path(args.output), cell_timeout=args.cell_timeout,
+                                   notebook_timeout=args.notebook_timeout, console=err_console)
+    print_summary(report, out_console())
+    return OK if all(run.status != "failed" for run in runs) else FAILED
 
 
 def _cmd_hub(args: argparse.Namespace) -> int:
@@ -335,7 +353,8 @@ def _add_validate(commands: argparse._SubParsersAction) -> None:
         help="run every notebook with papermill as a session on its facility would (the validation matrix)",
         description="Run every notebook with papermill, with the environment and kernel a session on its facility "
         "has, and write an HTML report. Results are cached: what nothing changed is not run again.",
-        examples=["casabook validate", "casabook validate --track cms --facility local --jobs 2"],
+        examples=["casabook validate", "casabook validate --track cms --facility local --jobs 2",
+                  "casabook validate --hub http://127.0.0.1:8000 --track opendata  (token in $CASABOOK_VALIDATOR_TOKEN)"],
         ok="every notebook passed", failed="a notebook failed (the report says where)")
     _add_tracks(validate, many=True)
     _add_facility(validate, "also run on this facility, besides each track's own (repeatable)", many=True)
@@ -346,6 +365,18 @@ def _add_validate(commands: argparse._SubParsersAction) -> None:
     validate.add_argument("--cell-timeout", type=float, metavar="SECONDS", help="limit for one cell (default: 120)")
     validate.add_argument("--notebook-timeout", type=float, metavar="SECONDS",
                           help="limit for a whole notebook, kernel start included (default: 300)")
+    _add_validate_hub(validate)
+
+
+def _add_validate_hub(validate: argparse.ArgumentParser) -> None:
+    hub = validate.add_argument_group(
+        "on a live hub", "run the notebooks in a real session on a hub (its URL on 127.0.0.1: the embedded hub, or a "
+        "facility's through a forwarded port) as its validation user, with the token in $CASABOOK_VALIDATOR_TOKEN; "
+        "the results become the hub's column in the report")
+    hub.add_argument("--hub", metavar="URL", help="the hub to validate on (with --facility: the facility it serves, "
+                     "when its URL does not say)")
+    hub.add_argument("--keep", action="store_true", help="leave the validation user's server running afterwards")
+    hub.add_argument("--hub-user", metavar="NAME", help="the validation user (default: casabook-validator)")
 
 
 def _add_hub(commands: argparse._SubParsersAction) -> None:

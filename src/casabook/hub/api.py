@@ -72,8 +72,9 @@ async def read_events(response: httpx.Response, *, limit: int = 10_000) -> Async
 class HubAPI:
     """One hub, one token. Use as an async context manager."""
 
-    def __init__(self, hub_url: str, token: str, *, timeout: float = 30) -> None:
+    def __init__(self, hub_url: str, token: str, *, timeout: float = 30, url_option: str = "--hub-url") -> None:
         self.hub_url = hub_url.rstrip("/")
+        self.url_option = url_option  # the command's option that gave the URL, for the one-line error
         self._client = httpx.AsyncClient(
             base_url=f"{self.hub_url}/hub/api/",
             headers={"Authorization": f"token {token}"},
@@ -94,7 +95,7 @@ class HubAPI:
             return await self._client.request(method, path.lstrip("/"), **kwargs)
         except httpx.TransportError as error:
             raise CasabookError("hub-unreachable", f"no hub answers at {self.hub_url} ({error.__class__.__name__}): "
-                                "is it running? (`casabook hub`, or give --hub-url)", key="--hub-url") from None
+                                f"is it running? (`casabook hub`, or give {self.url_option})", key=self.url_option) from None
 
     async def request(self, method: str, path: str, **kwargs: Any) -> httpx.Response:
         response = await self.send(method, path, **kwargs)

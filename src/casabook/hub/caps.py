@@ -29,7 +29,7 @@ from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.github import GitHubOAuthenticator
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
-from traitlets import Bool, Integer, Unicode, default, validate
+from traitlets import Bool, Integer, Set, Unicode, default, validate
 from traitlets.utils.importstring import import_item
 
 CAP_PAGE = "/api/casabook/cap"
@@ -59,6 +59,10 @@ class ParticipantCap(Authenticator):
         False, config=True,
         help="Anyone the identity provider authenticates is eligible (the cap still applies).",
     ).tag(allow_config=True)
+    uncounted_users = Set(
+        set(), config=True,
+        help="Users the hub's config creates for casabook's own jobs (the validation user): never counted, "
+             "never refused.")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -85,6 +89,8 @@ class ParticipantCap(Authenticator):
     # --- who gets in ----------------------------------------------------------------------
 
     async def check_allowed(self, username, authentication=None):
+        if username in self.uncounted_users:
+            return True
         if self._is_organiser(username, authentication):
             self._organisers.add(username)
             self._admitted.discard(username)
@@ -130,7 +136,7 @@ class ParticipantCap(Authenticator):
 
     def add_user(self, user):
         result = super().add_user(user)
-        if not (getattr(user, "admin", False) or user.name in self._organisers):
+        if not (getattr(user, "admin", False) or user.name in self._organisers or user.name in self.uncounted_users):
             self._admitted.add(user.name)
         return result
 

@@ -255,7 +255,8 @@ def configure(c: Config, facility: Facility, root: Path, *, contact: str,
               environ: Mapping[str, str] = os.environ, state_dir: Path, ports: Ports = Ports(),
               issuer: str | None = None, participants: int | None = None,
               proxy_command: list[str] | None = None, organiser_token: str | None = None,
-              lean_session: bool = True) -> Config:
+              lean_session: bool = True, validator_token: str | None = None,
+              validator_user: str | None = None) -> Config:
     """Everything a facility's hub needs, in one Config."""
     hub_url = f"http://{facility.hub.bind_ip}:{ports.public}" if facility.is_local else None
     apply_authenticator(c, facility, client_secret=read_client_secret(facility, environ), issuer=issuer,
@@ -266,7 +267,17 @@ def configure(c: Config, facility: Facility, root: Path, *, contact: str,
     apply_network(c, facility, ports=ports, state_dir=state_dir, proxy_command=proxy_command)
     if organiser_token:
         apply_organiser_token(c, organiser_token)
+    apply_validation(c, validator_token, validator_user)
     return c
+
+
+def apply_validation(c: Config, token: str | None, user: str | None) -> None:
+    """The validation user (casabook.hub.validator), and its service when the hub is given its token."""
+    from casabook.hub.validator import VALIDATOR_USER, apply_validation_user, apply_validator_service
+
+    apply_validation_user(c, user or VALIDATOR_USER)
+    if token:
+        apply_validator_service(c, token, user or VALIDATOR_USER)
 
 
 def _bytes(gib: float) -> int:

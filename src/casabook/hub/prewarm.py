@@ -29,6 +29,7 @@ from rich.console import Console
 from casabook.errors import CasabookError
 from casabook.hub.api import HubAPI, HubAPIError, SpawnFailed, user_path
 from casabook.hub.browser import Browser, PageError, PullFailed
+from casabook.hub.validator import is_participant
 from casabook.links import Source
 from casabook.progress import progress_bar
 
@@ -94,7 +95,7 @@ async def select_users(api: HubAPI, names: list[str] | None) -> list[str]:
     place under the cap), or every registered participant (organisers excluded)."""
     users = await api.users()
     if names is None:
-        return [u["name"] for u in users if not u.get("admin")]
+        return [u["name"] for u in users if is_participant(u)]
     known = {u["name"] for u in users}
     unknown = [n for n in names if n not in known]
     if unknown:

@@ -19,6 +19,7 @@ from rich.console import Console
 from rich.table import Table
 
 from casabook.hub.api import HubAPI
+from casabook.hub.validator import is_participant
 
 ACTIVE_WINDOW = dt.timedelta(hours=24)
 
@@ -49,7 +50,7 @@ def _parse_time(value: str | None) -> dt.datetime | None:
 def attendance_from_users(users: list[dict[str, Any]], *, hub_url: str, cap: int | None,
                           now: dt.datetime, waitlist: int | None = None) -> Attendance:
     """The counts, from the hub's user models (pure: tests feed it the API's own answer)."""
-    participants = [u for u in users if not u.get("admin")]
+    participants = [u for u in users if is_participant(u)]
     running = starting = active = 0
     for user in users:
         last = _parse_time(user.get("last_activity"))
@@ -61,7 +62,7 @@ def attendance_from_users(users: list[dict[str, Any]], *, hub_url: str, cap: int
             elif server.get("pending") == "spawn":
                 starting += 1
     return Attendance(hub_url=hub_url, taken_at=now.isoformat(timespec="seconds"), cap=cap,
-                      registered=len(participants), organisers=len(users) - len(participants),
+                      registered=len(participants), organisers=sum(bool(u.get("admin")) for u in users),
                       active_24h=active, servers_running=running, servers_starting=starting,
                       total_ever=len(users), waitlist=waitlist)
 

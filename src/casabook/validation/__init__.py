@@ -19,4 +19,11 @@ One module per job; `matrix.validate` is the one entry and calls the others in t
     results      the result types: runs, failures, substitutions, the report
     report       report.json and report.html on disk
     summary      what the command prints once the matrix has run
+
+`remote.validate_on_hub` is the day-before run (`casabook validate --hub`), the same checks in a real session:
+
+    hubsession   which hub and facility, the token's scopes, the validation user's server, the pull
+    gateway      jupyter_server's gateway kernel client, filled in where a hub session needs it
+    hubrun       one notebook in the server's own kernel
+    hubreport    the hub's column in the report
 """

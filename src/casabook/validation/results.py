@@ -23,6 +23,7 @@ FailureKind = Literal[
     "missing-package",   # it imports a distribution the facility's image lacks
     "unmet-requirement", # its track or it requires a version the facility's image does not have
     "environment",       # it reads a variable the facility does not set, without a default
+    "pull",              # on a hub: the launch link did not bring the notebook into the session
     "internal",          # the validator itself failed (a bug): the message says where
 ]
 # Failures found before a kernel starts depend on nothing but the cache key's inputs: safe to reuse.
