@@ -115,6 +115,26 @@ class Spawner(Strict):
         return self
 
 
+class Registration(Strict):
+    file_env: str = Field(description="name of the environment variable holding the path of the registration list "
+                          "(Indico's registrants.json or CSV export, or one e-mail address a line); the file holds "
+                          "personal data, so it lives outside the repository")
+    match_claim: str = Field("email", description="the identity provider's claim a registrant is matched by "
+                             "(compared with the list's e-mail addresses)")
+    mapping_env: str | None = Field(None, description="name of the environment variable holding the path of a "
+                                    "mapping file 'address,username' a line, where the identity provider sends no "
+                                    "e-mail: registrants are then matched by hub user name")
+    walk_ins: Literal["none", "up-to-cap"] = Field("none", description="who else gets in: none, or anyone up to "
+                                                   "the cap once every registrant's place is reserved")
+
+    @field_validator("file_env", "mapping_env")
+    @classmethod
+    def _env_name(cls, value: str | None) -> str | None:
+        if value is not None and not ENV_NAME_PATTERN.match(value):
+            raise ValueError("expected the NAME of an environment variable (letters, digits, _), not a path")
+        return value
+
+
 class Facility(Strict):
     name: str = Field("", description="taken from the file name")
     title: str = Field(description="the facility's name as people say it, e.g. Coffea-casa at T2 Nebraska (CMS)")
@@ -130,6 +150,8 @@ class Facility(Strict):
     data_root: str = Field(description="where the sample files lie: a folder (relative to the repository) or a root:// URL")
     data_roots: dict[str, str] = Field(default_factory=dict, description="per-dataset roots overriding data_root")
     servicex_endpoint: str = Field("", description="the ServiceX endpoint, where the facility has one")
+    registration: Registration | None = Field(None, description="places go to the people on the organisers' "
+                                              "registration list (default: to whoever logs in first)")
 
     @field_validator("environment")
     @classmethod

@@ -177,6 +177,25 @@ def apply_cap(c: Config, facility: Facility, *, contact: str, waitlist_file: str
     c.JupyterHub.spawn_throttle_retry_range = (5, 15)
 
 
+def apply_registration(c: Config, facility: Facility, root: Path, *, state_dir: Path | str,
+                       environ: Mapping[str, str] = os.environ) -> None:
+    """Places go to the registration list's people (casabook.hub.caps re-reads it when it changes)."""
+    from casabook.registration import private_path, read
+
+    # Every participant's logins, registration or not: `casabook stats` counts connections per day from them.
+    c.ParticipantCap.admissions_file = f"{state_dir}/admissions.jsonl"
+    registration = facility.registration
+    if registration is None:
+        c.ParticipantCap.registrants_file = ""
+        return
+    read(facility, root, environ)  # a list the hub cannot read is a mistake now, not at the first login
+    c.ParticipantCap.registrants_file = str(private_path(facility, root, environ, "file_env"))
+    mapping = private_path(facility, root, environ, "mapping_env")
+    c.ParticipantCap.registrants_mapping_file = str(mapping) if mapping else ""
+    c.ParticipantCap.match_claim = registration.match_claim
+    c.ParticipantCap.walk_ins = registration.walk_ins
+
+
 def apply_spawner(c: Config, facility: Facility, root: Path, *, state_dir: Path | None = None,
                   lean_session: bool = True) -> None:
     """Where and how attendees' servers run, what they see, and where they land (JupyterLab)."""
@@ -262,6 +281,7 @@ def configure(c: Config, facility: Facility, root: Path, *, contact: str,
                         hub_url=hub_url)
     apply_cap(c, facility, contact=contact,
               waitlist_file=str(state_dir / "waitlist.jsonl"), participants=participants)
+    apply_registration(c, facility, root, state_dir=state_dir, environ=environ)
     apply_spawner(c, facility, root, state_dir=state_dir, lean_session=lean_session)
     apply_network(c, facility, ports=ports, state_dir=state_dir, proxy_command=proxy_command)
     if organiser_token:

@@ -19,7 +19,7 @@ from traitlets.config import Config
 
 from casabook import atomic
 from casabook.errors import CasabookError
-from casabook.hub import caps, chart
+from casabook.hub import caps, chart, registrants
 from casabook.hub.config import (
     DEFAULT_URL,
     apply_authenticator,
@@ -98,7 +98,10 @@ def extra_config(facility: Facility) -> str:
     jupyterhub_config.d hooks on KubeSpawner, loaded before it) stays as it is.
     """
     return "\n".join([
-        "# casabook: the participant cap (casabook.hub.caps), inlined: the hub image lacks casabook.",
+        "# casabook: the participant cap (casabook.hub.caps) and the registration list it reads",
+        "# (casabook.hub.registrants), inlined: the hub image lacks casabook.",
+        inspect.getsource(registrants).rstrip(),
+        "",
         inspect.getsource(caps).rstrip(),
         "",
         f"c.JupyterHub.authenticator_class = {authenticator_expression(facility)}",

@@ -1,0 +1,292 @@
+"""Registration: the organisers' list read in Indico's forms, and the cap that gives places to the
+people on it, decided case by case with no hub running (the real hub: test_registration_hub.py).
+
+Every address here is made at run time under example.org: no personal data in the repository.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import io
+import json
+import os
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import pytest
+from tornado import web
+from traitlets.config import Config
+from traitlets.utils.importstring import import_item
+
+from casabook.errors import CasabookError
+from casabook.hub.config import configure, load_hub_facility
+from casabook.hub.registrants import read_mapping, read_registrants
+from casabook.model import Registration
+from casabook.registration import read, row_problems
+
+REPO = Path(__file__).resolve().parents[1]
+CONTACT = "Org <org@casabook.invalid>"
+SECRET = {"CASABOOK_OIDC_CLIENT_SECRET": "s"}
+
+
+def address(name: str) -> str:
+    return f"{name}@example.org"
+
+
+def indico_json(names: list[str], *, wrapped: bool = True) -> str:
+    """Indico's registrants export, as /export/event/<id>/registrants.json answers (wrapped) or the
+    REST API /api/events/<id>/registrants does."""
+    registrants = [{"registrant_id": str(100 + i), "checked_in": False, "full_name": name.title(),
+                    "personal_data": {"email": address(name) if name else "", "firstName": name.title(),
+                                      "surname": "Example", "affiliation": "Example University"}}
+                   for i, name in enumerate(names)]
+    body = {"registrants": registrants}
+    if wrapped:
+        body = {"count": 1, "_type": "HTTPAPIResult", "complete": True, "ts": 1, "results": body}
+    return json.dumps(body, indent=1)
+
+
+def indico_csv(names: list[str], states: list[str] | None = None) -> str:
+    """Indico's CSV export of the registrants page (its default personal-data field titles)."""
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(["ID", "Name", "First Name", "Last Name", "Email Address", "Affiliation", "Registration state"])
+    for i, name in enumerate(names):
+        writer.writerow([i + 1, f"{name.title()} Example", name.title(), "Example", address(name) if name else "",
+                         "Example University", (states or ["Completed"] * len(names))[i]])
+    return out.getvalue()
+
+
+def plain(names: list[str]) -> str:
+    return "# registrants\n" + "".join(f"{address(name)}\n" for name in names)
+
+
+# id, the file's text, its form, registrants read, (row, words in the problem)
+READ_CASES = [
+    ("indico-http-export-json", indico_json(["ann", "ben"]), "indico-json", ["ann", "ben"], []),
+    ("indico-rest-api-json", indico_json(["ann", "ben"], wrapped=False), "indico-json", ["ann", "ben"], []),
+    ("indico-json-duplicate-reported", indico_json(["ann", "ben", "ann"]), "indico-json", ["ann", "ben"],
+     [(3, "listed again (first at row 1)")]),
+    ("indico-json-without-email-reported", indico_json(["ann", ""]), "indico-json", ["ann"], [(2, "registrant 101 has no 'email'")]),
+    ("indico-csv", indico_csv(["ann", "ben", "cat"]), "indico-csv", ["ann", "ben", "cat"], []),
+    ("indico-csv-withdrawn-reported", indico_csv(["ann", "ben"], ["Completed", "Withdrawn"]), "indico-csv", ["ann"],
+     [(3, "'Withdrawn': holds no place")]),
+    ("indico-csv-short-row-reported", indico_csv(["ann"]) + "2,Ben\n", "indico-csv", ["ann"], [(3, "unreadable")]),
+    ("indico-csv-no-email-reported", indico_csv(["ann", ""]), "indico-csv", ["ann"], [(3, "row has no 'email'")]),
+    ("plain-list-with-comments", plain(["ann", "ben"]) + "\n# late registrations\n" + address("cat") + "  # paid\n",
+     "plain", ["ann", "ben", "cat"], []),
+    ("plain-list-case-insensitive-duplicate", plain(["ann"]) + "ANN@Example.org\n", "plain", ["ann"],
+     [(3, "listed again")]),
+    ("plain-list-not-an-address", plain(["ann"]) + "ben at example.org\n", "plain", ["ann"], [(3, "one address a line")]),
+    ("plain-list-bad-address", plain(["ann"]) + "ben.example.org\n", "plain", ["ann"], [(3, "not an e-mail address")]),
+]
+
+
+@pytest.mark.parametrize(("text", "form", "names", "problems"), [c[1:] for c in READ_CASES], ids=[c[0] for c in READ_CASES])
+def test_registration_list_forms(tmp_path, text, form, names, problems):
+    path = tmp_path / "registrants"
+    path.write_text(text)
+    found = read_registrants(str(path))
+    assert found.form == form
+    assert found.identities == {address(name) for name in names}
+    assert len(found.problems) == len(problems), found.problems
+    for (row, message), (expected_row, words) in zip(found.problems, problems, strict=True):
+        assert row == expected_row and words in message
+
+
+@pytest.mark.parametrize(("text", "words"), [
+    ('{"results": {"events": []}}', "a 'registrants' list"),
+    ("ID,Name,Affiliation\n1,Ann,Example\n", "no e-mail column"),
+    ('{"registrants": [', "Expecting value"),
+], ids=["json-without-registrants", "csv-without-email-column", "json-cut-short"])
+def test_a_list_that_cannot_be_read_at_all_says_why(tmp_path, text, words):
+    path = tmp_path / "registrants"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=words):
+        read_registrants(str(path))
+
+
+def test_a_mapping_turns_addresses_into_user_names_and_reports_the_unmapped(tmp_path):
+    (tmp_path / "list").write_text(plain(["ann", "ben"]))
+    (tmp_path / "map").write_text("address,username\n" + f"{address('ann')},ann-iam\nbroken line\n")
+    mapping, problems = read_mapping(str(tmp_path / "map"))
+    assert mapping == {address("ann"): "ann-iam"} and problems == [(3, "expected 'address,username'")]
+    found = read_registrants(str(tmp_path / "list"), mapping=mapping)
+    assert found.identities == {"ann-iam"}
+    assert found.problems == [(3, f"{address('ben')!r} is not in the mapping file: no hub user name for them")]
+
+
+# --- where the list is: outside the repository, named by an environment variable -----------------
+
+
+def registered_facility(walk_ins: str = "none", **registration: str):
+    facility = load_hub_facility(REPO, "local")
+    return facility.model_copy(update={"registration": Registration(
+        file_env="CASABOOK_REGISTRANTS", walk_ins=walk_ins, **registration)})
+
+
+def test_the_list_inside_the_repository_is_refused():
+    with pytest.raises(CasabookError) as error:
+        read(registered_facility(), REPO, {"CASABOOK_REGISTRANTS": str(REPO / "registrants.csv")})
+    assert error.value.code == "registration-in-repository"
+    assert error.value.file == "hub-config/local.yml" and error.value.key == "registration.file_env"
+
+
+@pytest.mark.parametrize(("environ", "code"), [({}, "registration-unset"),
+                                               ({"CASABOOK_REGISTRANTS": "/nonexistent/list.csv"}, "registration-unreadable")],
+                         ids=["variable-unset", "file-missing"])
+def test_a_missing_list_stops_the_hub_config(tmp_path, environ, code):
+    with pytest.raises(CasabookError) as error:
+        configure(Config(), registered_facility(), REPO, contact=CONTACT, environ={**SECRET, **environ},
+                  state_dir=tmp_path, issuer="http://127.0.0.1:9400")
+    assert error.value.code == code
+    assert "CASABOOK_REGISTRANTS" in error.value.render() and error.value.key == "registration.file_env"
+
+
+def test_row_problems_name_the_file_and_the_row(tmp_path):
+    path = tmp_path / "list.json"
+    path.write_text(indico_json(["ann", "ann"]))
+    found = read(registered_facility(), REPO, {"CASABOOK_REGISTRANTS": str(path)})
+    [problem] = row_problems(found)
+    assert problem.render().startswith(f"{path}:2: ") and problem.code == "registrant-row"
+
+
+# --- the cap with registration -------------------------------------------------------------------
+
+
+class Registered:
+    """A capped authenticator configured as the hub would be, on a list in tmp_path."""
+
+    def __init__(self, tmp_path: Path, names: list[str], cap: int, walk_ins: str = "none") -> None:
+        self.list = tmp_path / "private" / "registrants.txt"
+        self.list.parent.mkdir(exist_ok=True)
+        self.tmp_path = tmp_path
+        self.cap, self.walk_ins = cap, walk_ins
+        self.write(names)
+        self.auth = self.restart()
+
+    def write(self, names: list[str]) -> None:
+        self.list.write_text(plain(names))
+        # A later edit within the file system's time resolution must still look changed.
+        stamp = time.time_ns() + (getattr(self, "_edits", 0) + 1) * 10_000_000
+        self._edits = getattr(self, "_edits", 0) + 1
+        os.utime(self.list, ns=(stamp, stamp))
+
+    def restart(self):
+        c = configure(Config(), registered_facility(self.walk_ins), REPO, contact=CONTACT,
+                      environ={**SECRET, "CASABOOK_REGISTRANTS": str(self.list)}, state_dir=self.tmp_path / "state",
+                      issuer="http://127.0.0.1:9400", participants=self.cap)
+        named = c.JupyterHub.authenticator_class
+        self.auth = (import_item(named) if isinstance(named, str) else named)(config=c)
+        return self.auth
+
+    def login(self, name: str, *, admin: bool | None = None) -> str:
+        """'admitted', or 'refused' (the 403 page)."""
+        model = {"name": name, "admin": admin,
+                 "auth_state": {"oauth_user": {"preferred_username": name, "email": address(name)}}}
+        try:
+            assert asyncio.run(self.auth.check_allowed(name, model)) is True
+            return "admitted"
+        except web.HTTPError as error:
+            assert error.status_code == 403
+            return "refused"
+
+
+# id, registrants, cap, walk_ins, logins before (in order), who logs in, expected, waiting list after
+CAP_CASES = [
+    ("registrant-admitted", ["ann", "ben"], 3, "none", [], "ann", "admitted", []),
+    ("walk-in-refused-when-walk-ins-none", ["ann", "ben"], 3, "none", [], "wes", "refused", ["wes"]),
+    ("walk-in-admitted-while-places-are-left", ["ann", "ben"], 3, "up-to-cap", [], "wes", "admitted", []),
+    ("walk-in-refused-once-registrants-places-are-reserved", ["ann", "ben"], 3, "up-to-cap", ["wes"], "wim",
+     "refused", ["wim"]),
+    ("registrants-places-are-reserved-before-they-come", ["ann", "ben", "cat"], 3, "up-to-cap", [], "wes",
+     "refused", ["wes"]),
+    ("registrant-admitted-after-walk-ins-filled-the-rest", ["ann", "ben"], 3, "up-to-cap", ["wes", "wim"], "ben",
+     "admitted", ["wim"]),
+    ("registrant-always-admitted-even-beyond-the-cap", ["ann", "ben", "cat"], 2, "none", ["ann", "ben"], "cat",
+     "admitted", []),
+    ("organiser-admitted-and-not-counted", ["ann"], 1, "none", ["ann"], "organiser", "admitted", []),
+    ("returning-registrant-admitted", ["ann"], 1, "none", ["ann"], "ann", "admitted", []),
+    ("returning-walk-in-admitted", ["ann"], 2, "up-to-cap", ["wes"], "wes", "admitted", []),
+]
+
+
+@pytest.mark.parametrize(("names", "cap", "walk_ins", "before", "who", "expected", "waiting"),
+                         [c[1:] for c in CAP_CASES], ids=[c[0] for c in CAP_CASES])
+def test_cap_with_registration(tmp_path, names, cap, walk_ins, before, who, expected, waiting):
+    hub = Registered(tmp_path, names, cap, walk_ins)
+    for name in before:
+        hub.login(name)
+    assert hub.login(who, admin=True if who == "organiser" else None) == expected
+    assert [entry["name"] for entry in hub.auth.waitlist] == waiting
+    walk_ins_in = [n for n in hub.auth.admitted if n not in names]
+    assert len(walk_ins_in) <= max(0, cap - len(names))
+
+
+def test_refused_page_says_why_and_whom_to_write_to(tmp_path):
+    hub = Registered(tmp_path, ["ann"], 5)
+    with pytest.raises(web.HTTPError) as error:
+        asyncio.run(hub.auth.check_allowed("wes", {"name": "wes", "auth_state": {"oauth_user": {"email": "WES@example.org"}}}))
+    message = error.value.jupyterhub_message
+    assert error.value.reason == "Not registered"
+    assert "go to the people who registered" in message and "wes@example.org is not on its registration list" in message
+    assert "waiting list" in message and CONTACT in message
+
+
+def test_list_updated_mid_session_admits_the_new_registrant_without_a_restart(tmp_path):
+    hub = Registered(tmp_path, ["ann"], 3)
+    assert hub.login("ben") == "refused"
+    hub.write(["ann", "ben"])
+    assert hub.login("ben") == "admitted"
+    assert hub.auth.waitlist == []
+    assert hub.auth.registration_view()["registered"] == 2
+
+
+def test_organisers_admit_from_the_waiting_list(tmp_path):
+    hub = Registered(tmp_path, ["ann"], 2, "up-to-cap")
+    hub.auth.invite("wes")
+    assert hub.login("wim") == "refused", "wes's place is reserved, as a registrant's"
+    assert hub.login("wes") == "admitted"
+    assert hub.restart().registration_view()["registered"] == 2
+
+
+def test_registrants_and_walk_ins_are_told_apart_after_a_restart(tmp_path):
+    hub = Registered(tmp_path, ["ann", "ben"], 3, "up-to-cap")
+    assert [hub.login(n) for n in ("ann", "wes")] == ["admitted", "admitted"]
+    hub.restart()
+    # JupyterHub calls add_user for every user in its database when it starts.
+    for name in ("ann", "wes"):
+        hub.auth.add_user(SimpleNamespace(name=name, admin=False))
+    view = hub.auth.registration_view()
+    assert (view["registered_connected"], view["walk_ins"], view["places_for_walk_ins"]) == (1, 1, 0)
+    assert hub.login("wim") == "refused" and hub.login("ben") == "admitted" and hub.login("wes") == "admitted"
+
+
+def test_an_unreadable_list_mid_session_keeps_the_list_read_before(tmp_path):
+    hub = Registered(tmp_path, ["ann", "ben"], 3)
+    assert hub.login("ann") == "admitted"
+    hub.list.write_text('{"registrants": [')  # half-saved
+    os.utime(hub.list, ns=(time.time_ns() + 50_000_000,) * 2)
+    assert hub.login("ben") == "admitted"
+
+
+def test_registrants_and_walk_ins_at_once_never_overshoot(tmp_path):
+    hub = Registered(tmp_path, [f"reg{i}" for i in range(4)], 6, "up-to-cap")
+
+    async def crowd():
+        names = [f"reg{i}" for i in range(4)] + [f"walk{i}" for i in range(8)]
+        models = [{"name": n, "auth_state": {"oauth_user": {"email": address(n)}}} for n in names]
+
+        async def one(name, model):
+            try:
+                return name, await hub.auth.check_allowed(name, model)
+            except web.HTTPError:
+                return name, False
+
+        return dict(await asyncio.gather(*(one(n, m) for n, m in zip(names, models, strict=True))))
+
+    outcome = asyncio.run(crowd())
+    assert all(outcome[f"reg{i}"] for i in range(4))
+    assert sum(outcome[f"walk{i}"] for i in range(8)) == 2
