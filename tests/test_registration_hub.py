@@ -1,0 +1,155 @@
+"""Registration on the embedded hub for real: attendees log in through the local OIDC provider,
+which sends their e-mail claim; the hub reads the organisers' list from a file outside the
+repository. The issue's case: a list of 5, a cap of 6.
+
+Addresses are made at run time under example.org; the list lives in a tmp folder.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from casabook.testing.hub import LocalHub, LoginRefused
+from casabook.testing.workshops import edit_yaml, runnable_workshop
+
+pytestmark = pytest.mark.hub
+CAP = 6
+CONTACT = "casabook test organisers <organisers@casabook.invalid>"
+
+
+def address(name: str) -> str:
+    return f"{name}@example.org"
+
+
+def claims(name: str) -> dict[str, str]:
+    return {"preferred_username": name, "email": address(name), "name": name.title()}
+
+
+def write_list(path: Path, names: list[str]) -> None:
+    """Indico's HTTP export (registrants.json), as the organisers download it."""
+    body = {"count": 1, "results": {"registrants": [
+        {"registrant_id": str(i), "full_name": n.title(), "personal_data": {"email": address(n), "firstName": n.title(),
+                                                                           "surname": "Example", "affiliation": "X"}}
+        for i, n in enumerate(names)]}}
+    path.write_text(json.dumps(body))
+    # The hub notices a change by the file's time: a rewrite within the same tick must still count.
+    stamp = time.time_ns() + 10_000_000
+    os.utime(path, ns=(stamp, stamp))
+
+
+class Workshop:
+    def __init__(self, root: Path, hub: LocalHub, registrants: Path) -> None:
+        self.root, self.hub, self.list = root, hub, registrants
+
+    def login(self, name: str) -> int:
+        """200-ish (302: logged in) or the refusal's status."""
+        try:
+            self.hub.login(name, claims=claims(name))
+            return 302
+        except LoginRefused as refused:
+            self.last_page = refused.page
+            return refused.status
+
+
+def start(tmp_path_factory: pytest.TempPathFactory, walk_ins: str, names: list[str]) -> Workshop:
+    base = tmp_path_factory.mktemp(f"registered-{walk_ins}")
+    root = runnable_workshop(base / "workshop")
+    edit_yaml(root / "hub-config" / "local.yml", lambda data: data.update(
+        registration={"file_env": "CASABOOK_REGISTRANTS", "match_claim": "email", "walk_ins": walk_ins}))
+    private = base / "private"
+    private.mkdir()
+    registrants = private / "registrants.json"
+    write_list(registrants, names)
+    hub = LocalHub(root=root, state_dir=base / "state", participants=CAP, contact=CONTACT,
+                   extra_env={"CASABOOK_REGISTRANTS": str(registrants)})
+    hub.start()
+    return Workshop(root, hub, registrants)
+
+
+REGISTRANTS = [f"reg{i}" for i in range(5)]
+
+
+@pytest.fixture(scope="module")
+def open_door(tmp_path_factory):
+    workshop = start(tmp_path_factory, "up-to-cap", REGISTRANTS)
+    yield workshop
+    workshop.hub.stop()
+
+
+@pytest.fixture(scope="module")
+def closed_door(tmp_path_factory):
+    workshop = start(tmp_path_factory, "none", REGISTRANTS)
+    yield workshop
+    workshop.hub.stop()
+
+
+def registration(workshop: Workshop) -> dict:
+    return workshop.hub.cap_status()["registration"]
+
+
+def test_five_registrants_one_walk_in_and_a_sixth_registrant_added_mid_session(open_door):
+    assert [open_door.login(name) for name in REGISTRANTS] == [302] * 5
+    assert open_door.login("walker") == 302, "one place is left for walk-ins: 6 places, 5 reserved"
+    assert open_door.login("stroller") == 403
+    assert "not on its registration list" in open_door.last_page and "organisers@casabook.invalid" in open_door.last_page
+    assert [e["name"] for e in open_door.hub.cap_status()["waitlist"]] == ["stroller"]
+
+    write_list(open_door.list, [*REGISTRANTS, "late"])
+    assert open_door.login("late") == 302, "added to the list during the session, no restart"
+    view = registration(open_door)
+    assert (view["registered"], view["registered_connected"], view["walk_ins"]) == (6, 6, 1)
+
+    open_door.hub.restart_hub()
+    assert open_door.login("stroller") == 403, "after a restart the places are still taken"
+    assert open_door.login("walker") == 302 and open_door.login("reg0") == 302
+    view = registration(open_door)
+    assert (view["registered_connected"], view["walk_ins"]) == (6, 1)
+
+
+def test_no_walk_in_when_walk_ins_are_not_allowed(closed_door):
+    assert closed_door.login("reg0") == 302
+    assert closed_door.login("walker") == 403
+    assert "Not registered" in closed_door.last_page
+    # An organiser gives the walker a place from the waiting list, without a restart.
+    answer = closed_door.hub.api("POST", "casabook/cap", json={"admit": "walker"})
+    assert answer.status_code == 204, answer.text
+    assert closed_door.login("walker") == 302
+    assert closed_door.hub.cap_status()["waitlist"] == []
+
+
+@pytest.fixture(scope="module")
+def racing(tmp_path_factory):
+    workshop = start(tmp_path_factory, "up-to-cap", [f"racer{i}" for i in range(3)])
+    yield workshop
+    workshop.hub.stop()
+
+
+@pytest.mark.parametrize("round_", range(3))
+def test_a_race_of_registrants_and_walk_ins_never_overshoots(racing, round_):
+    # 3 registrants, 6 places: 3 left to walk-ins; 9 walk-ins arrive with the registrants, at once.
+    racers = [f"racer{i}" for i in range(3)]
+    walkers = [f"r{round_}-walker{i}" for i in range(9)]
+    pending = [racing.hub.authorize(name, claims=claims(name)) for name in racers + walkers]
+    barrier = threading.Barrier(len(pending))
+
+    def finish(item):
+        browser, callback = item
+        barrier.wait()
+        return browser.get(callback).status_code
+
+    with ThreadPoolExecutor(len(pending)) as pool:
+        statuses = dict(zip(racers + walkers, pool.map(finish, pending), strict=True))
+    assert all(statuses[n] == 302 for n in racers), statuses
+    admitted = [n for n in walkers if statuses[n] == 302]
+    assert len(admitted) == 3 and all(statuses[n] == 403 for n in walkers if n not in admitted), statuses
+    assert sorted(racing.hub.cap_status()["admitted"]) == sorted(racers + admitted)
+    # Organisers free the walk-ins' places for the next round.
+    for name in admitted:
+        assert racing.hub.api("DELETE", f"users/{name}").status_code == 204
