@@ -290,3 +290,59 @@ def test_registrants_and_walk_ins_at_once_never_overshoot(tmp_path):
     outcome = asyncio.run(crowd())
     assert all(outcome[f"reg{i}"] for i in range(4))
     assert sum(outcome[f"walk{i}"] for i in range(8)) == 2
+
+
+# --- casabook stats: figures from the hub's answers, no names ------------------------------------
+
+
+def _session(title: str, day: str, start: str, minutes: int = 90):
+    from casabook.model import Session
+
+    return Session(title=title, date=day, start=start, timezone="Europe/Zurich", minutes=minutes)
+
+
+def _at(text: str) -> float:
+    import datetime as dt
+
+    return dt.datetime.fromisoformat(text).timestamp()
+
+
+def test_stats_count_registered_connected_active_and_each_session(tmp_path):
+    import datetime as dt
+
+    from casabook.hub.stats import attendance_from_users, plot_connections
+
+    users = [{"name": "organiser", "admin": True, "last_activity": "2027-02-16T08:10:00Z", "servers": {}},
+             {"name": "ann", "admin": False, "last_activity": "2027-02-16T08:10:00Z",
+              "servers": {"": {"ready": True}}},
+             {"name": "ben", "admin": False, "last_activity": "2027-02-15T09:00:00Z", "servers": {}},
+             {"name": "wes", "admin": False, "last_activity": "2027-02-15T08:40:00Z", "servers": {}}]
+    logins = [{"name": "ann", "time": _at("2027-02-15T09:05:00+01:00")},
+              {"name": "ben", "time": _at("2027-02-15T09:20:00+01:00")},
+              {"name": "wes", "time": _at("2027-02-15T09:30:00+01:00")},
+              {"name": "ann", "time": _at("2027-02-16T09:01:00+01:00")},
+              {"name": "organiser", "time": _at("2027-02-16T09:00:00+01:00")}]
+    view = {"participants": 6, "waitlist": [{"name": "zed", "time": 0}], "logins": logins,
+            "registration": {"registered": 5, "registered_connected": 2, "walk_ins": 1}}
+    sessions = [("cms", _session("Day 2", "2027-02-16", "9:00")), ("cms", _session("Day 1", "2027-02-15", "9:00"))]
+    now = dt.datetime.fromisoformat("2027-02-16T08:15:00+00:00")
+    a = attendance_from_users(users, hub_url="http://127.0.0.1:1", cap=6, now=now, waitlist=1, view=view,
+                              sessions=sessions)
+    assert a.headline == "5 registered, 2 connected, 1 active now (and 1 walk-in), 1 refused"
+    assert (a.connected, a.servers_running, a.organisers) == (3, 1, 1)
+    assert [(s.session, s.connected, s.first_time) for s in a.sessions] == [("Day 1", 3, 3), ("Day 2", 1, 0)]
+    names = {"ann", "ben", "wes", "zed", "organiser"}
+    assert not any(f'"{name}"' in json.dumps(a.to_json()) for name in names), "aggregates only"
+    png = plot_connections(users[1:], logins, sessions, tmp_path / "connections.png", title="Connections")
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_stats_without_a_registration_list_count_the_places_taken():
+    import datetime as dt
+
+    from casabook.hub.stats import attendance_from_users
+
+    users = [{"name": n, "admin": False, "last_activity": None, "servers": {}} for n in ("a", "b")]
+    a = attendance_from_users(users, hub_url="http://127.0.0.1:1", cap=3, now=dt.datetime.now(dt.timezone.utc),
+                              view={"participants": 3, "waitlist": [], "registration": None, "logins": []})
+    assert a.headline == "2 registered, 2 connected, 0 active now" and not a.registration_list

@@ -153,3 +153,30 @@ def test_a_race_of_registrants_and_walk_ins_never_overshoots(racing, round_):
     # Organisers free the walk-ins' places for the next round.
     for name in admitted:
         assert racing.hub.api("DELETE", f"users/{name}").status_code == 204
+
+
+@pytest.fixture(scope="module")
+def counted(tmp_path_factory):
+    workshop = start(tmp_path_factory, "none", REGISTRANTS)
+    yield workshop
+    workshop.hub.stop()
+
+
+def test_stats_print_registered_and_connected_and_no_names(counted, tmp_path, capsys, monkeypatch):
+    from casabook.cli import main
+
+    assert [counted.login(name) for name in REGISTRANTS[:4]] == [302] * 4
+    assert counted.login("walker") == 403
+    monkeypatch.setenv("CASABOOK_API_TOKEN", counted.hub.api_token)
+    plot = tmp_path / "connections.png"
+    code = main(["--root", str(counted.root), "stats", "--facility", "local", "--hub-url", counted.hub.hub_url,
+                 "--plot", str(plot)])
+    out = capsys.readouterr().out
+    assert code == 0
+    assert out.startswith("5 registered, 4 connected, ") and out.splitlines()[0].endswith(", 1 refused")
+    assert not any(name in out for name in [*REGISTRANTS, "walker", "example.org"]), out
+    assert plot.read_bytes()[:4] == b"\x89PNG"
+    assert main(["--root", str(counted.root), "stats", "--facility", "local", "--hub-url", counted.hub.hub_url,
+                 "--plot", str(plot), "--format", "json"]) == 0
+    figures = json.loads(capsys.readouterr().out)
+    assert (figures["registered"], figures["registrants_connected"], figures["walk_ins"], figures["waitlist"]) == (5, 4, 0, 1)

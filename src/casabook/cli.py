@@ -163,7 +163,7 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     from casabook.hub.stats import run_command
 
     return run_command(_root(args), facility_name=args.facility, hub_url=args.hub_url, fmt=args.format,
-                       console=out_console())
+                       console=out_console(), plot=_path(args.plot))
 
 
 def _cmd_schema(args: argparse.Namespace) -> int:
@@ -434,13 +434,18 @@ def _add_prewarm(commands: argparse._SubParsersAction) -> None:
 def _add_stats(commands: argparse._SubParsersAction) -> None:
     stats = _add_command(
         commands, "stats", handler=_cmd_stats,
-        help="participants registered against the cap, active in 24 h, servers running, total ever (the hub's REST API)",
-        description="Ask a hub's REST API how many participants registered (against the cap), were active in the "
-        "last 24 hours, have a server running, and came in total.",
-        examples=["casabook stats --facility local", "casabook stats --facility local --format json"])
+        help="registered, connected, active now, servers running, refused; per session; a plot of connections "
+        "(aggregates only)",
+        description="Ask a hub's REST API how many registered (the registration list, else the places taken), "
+        "connected at least once, are active now, have a server running and were refused; who connected during "
+        "each session of the schedule; and plot connections over the session times. Figures only: no names.",
+        examples=["casabook stats --facility local", "casabook stats --facility local --format json",
+                  "casabook stats --facility local --plot /tmp/connections.png"])
     _add_facility(stats, "the facility whose hub to ask")
     _add_hub_url(stats)
     _add_format(stats, ("table", "json"))
+    stats.add_argument("--plot", metavar="PNG",
+                       help="where the plot of connections goes (default: <repository>/.casabook/stats/connections-<facility>.png)")
 
 
 def _add_schema(commands: argparse._SubParsersAction) -> None:

@@ -243,22 +243,21 @@ class ParticipantCap(Authenticator):
         return identity_of, invited, logins
 
     def registration_view(self):
-        """The registration's figures for the organisers' page: counts and login times, no names."""
+        """The registration's figures for the organisers' page."""
         if not self.registrants_file:
             return None
         connected = [name for name in self._admitted if self.is_registrant(name)]
-        first = {}
-        for name, when in self._logins:
-            first.setdefault(name, when)
         return {
             "registered": self.registered_count(),
             "registered_connected": len(connected),
             "walk_ins": len(self._admitted) - len(connected),
             "walk_ins_allowed": self.walk_ins,
             "places_for_walk_ins": self.places_for_walk_ins(),
-            "logins": sorted(when for _, when in self._logins),
-            "first_logins": sorted(first.values()),
         }
+
+    @property
+    def logins(self):
+        return [{"name": name, "time": when} for name, when in self._logins]
 
     def registered_count(self):
         """Registrants on the list, and those the organisers admitted from the waiting list."""
@@ -361,6 +360,7 @@ class CapHandler(APIHandler):
             "admitted": cap.admitted,
             "waitlist": cap.waitlist,
             "registration": cap.registration_view(),
+            "logins": cap.logins,
         }, indent=1))
 
     def post(self):
