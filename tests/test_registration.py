@@ -346,3 +346,31 @@ def test_stats_without_a_registration_list_count_the_places_taken():
     a = attendance_from_users(users, hub_url="http://127.0.0.1:1", cap=3, now=dt.datetime.now(dt.timezone.utc),
                               view={"participants": 3, "waitlist": [], "registration": None, "logins": []})
     assert a.headline == "2 registered, 2 connected, 0 active now" and not a.registration_list
+
+
+# --- prewarm --registered: whose servers can start before they log in --------------------------
+
+
+# id, username_claim, mapping, on the hub, connected registrants (None: not readable), names, to create, must log in
+PREWARM_CASES = [
+    ("user-name-is-the-email-all-prewarmed", "email", False, ["ann"], ["ann"], ["ann", "ben", "cat"], ["ben", "cat"], 0),
+    ("mapping-gives-user-names", "preferred_username", True, [], None, ["ann", "ben", "cat"], ["ann", "ben", "cat"], 0),
+    ("user-name-unknown-until-login", "preferred_username", False, ["ann-iam", "wes"], ["ann-iam"], ["ann-iam"], [], 2),
+    ("cap-page-unreadable-every-participant", "preferred_username", False, ["ann-iam", "wes"], None,
+     ["ann-iam", "wes"], [], 1),
+]
+
+
+@pytest.mark.parametrize(("claim", "mapping", "on_hub", "connected", "names", "to_create", "must_log_in"),
+                         [c[1:] for c in PREWARM_CASES], ids=[c[0] for c in PREWARM_CASES])
+def test_prewarm_registered_plan(claim, mapping, on_hub, connected, names, to_create, must_log_in):
+    from casabook.hub.prewarm import plan_registered
+
+    facility = registered_facility(**({"mapping_env": "CASABOOK_MAPPING"} if mapping else {}))
+    facility = facility.model_copy(update={"authenticator": facility.authenticator.model_copy(
+        update={"username_claim": claim})})
+    users = [{"name": n, "admin": False} for n in on_hub] + [{"name": "organiser", "admin": True}]
+    plan = plan_registered(facility, {"ann", "ben", "cat"}, users, connected)
+    assert (plan.names, plan.to_create, plan.must_log_in) == (names, to_create, must_log_in)
+    if must_log_in:
+        assert "'preferred_username'" in plan.reason and "first login" in plan.reason

@@ -58,11 +58,16 @@ class Workshop:
             return refused.status
 
 
-def start(tmp_path_factory: pytest.TempPathFactory, walk_ins: str, names: list[str]) -> Workshop:
+def start(tmp_path_factory: pytest.TempPathFactory, walk_ins: str, names: list[str],
+          username_claim: str = "preferred_username") -> Workshop:
     base = tmp_path_factory.mktemp(f"registered-{walk_ins}")
     root = runnable_workshop(base / "workshop")
-    edit_yaml(root / "hub-config" / "local.yml", lambda data: data.update(
-        registration={"file_env": "CASABOOK_REGISTRANTS", "match_claim": "email", "walk_ins": walk_ins}))
+
+    def register(data: dict) -> None:
+        data["registration"] = {"file_env": "CASABOOK_REGISTRANTS", "match_claim": "email", "walk_ins": walk_ins}
+        data["authenticator"]["username_claim"] = username_claim
+
+    edit_yaml(root / "hub-config" / "local.yml", register)
     private = base / "private"
     private.mkdir()
     registrants = private / "registrants.json"
@@ -180,3 +185,48 @@ def test_stats_print_registered_and_connected_and_no_names(counted, tmp_path, ca
                  "--plot", str(plot), "--format", "json"]) == 0
     figures = json.loads(capsys.readouterr().out)
     assert (figures["registered"], figures["registrants_connected"], figures["walk_ins"], figures["waitlist"]) == (5, 4, 0, 1)
+
+
+@pytest.fixture(scope="module")
+def by_email(tmp_path_factory):
+    # The identity provider's e-mail claim is the hub's user name: the list gives every user name.
+    workshop = start(tmp_path_factory, "none", ["early", "late"], username_claim="email")
+    yield workshop
+    workshop.hub.stop()
+
+
+def test_prewarm_registered_starts_the_servers_of_registrants_who_never_logged_in(by_email, materials_repo,
+                                                                                  capsys, monkeypatch):
+    from casabook.cli import main
+
+    monkeypatch.setenv("CASABOOK_API_TOKEN", by_email.hub.api_token)
+    monkeypatch.setenv("CASABOOK_REGISTRANTS", str(by_email.list))
+    code = main(["--root", str(by_email.root), "prewarm", "--facility", "local", "--hub-url", by_email.hub.hub_url,
+                 "--registered", "--repo", materials_repo.path.as_uri(), "--branch", "main", "--format", "json"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.out + captured.err
+    report = json.loads(captured.out)
+    assert sorted(u["name"] for u in report["users"]) == [address("early"), address("late")]
+    assert {u["outcome"] for u in report["users"]} == {"started"} and report["must_log_in"] == 0
+    home = by_email.hub.state_dir / "homes" / address("early")
+    assert (home / report["source"]["targetpath"] / "nb" / "intro.ipynb").is_file()
+    view = registration(by_email)
+    assert (view["registered"], view["registered_connected"], view["walk_ins"]) == (2, 0, 0), "prewarmed is not connected"
+    # The registrant's first login finds their server running.
+    assert by_email.login("early") == 302
+    assert registration(by_email)["registered_connected"] == 1
+
+
+def test_prewarm_registered_says_who_must_log_in_first(counted, materials_repo, capsys, monkeypatch):
+    from casabook.cli import main
+
+    monkeypatch.setenv("CASABOOK_API_TOKEN", counted.hub.api_token)
+    monkeypatch.setenv("CASABOOK_REGISTRANTS", str(counted.list))
+    code = main(["--root", str(counted.root), "prewarm", "--facility", "local", "--hub-url", counted.hub.hub_url,
+                 "--registered", "--repo", materials_repo.path.as_uri(), "--branch", "main"])
+    out = capsys.readouterr().out
+    assert code == 0, out
+    # 4 of the 5 logged in (the stats test above); the fifth's user name is their preferred_username.
+    assert "4 of 4 servers running" in out
+    assert "1 registrant must log in once before their server can be prewarmed" in out
+    assert "'preferred_username'" in out

@@ -422,7 +422,9 @@ def _add_prewarm(commands: argparse._SubParsersAction) -> None:
     _add_facility(prewarm, "the facility whose hub to warm")
     who = prewarm.add_mutually_exclusive_group(required=True)
     who.add_argument("--users", metavar="A,B,...", help="these participants (each must have logged in once)")
-    who.add_argument("--registered", action="store_true", help="every registered participant")
+    who.add_argument("--registered", action="store_true",
+                     help="the registration list's people where the facility has one (those whose user name the "
+                     "list cannot give must log in once first), else every participant who logged in once")
     _add_hub_url(prewarm)
     _add_tracks(prewarm, many=False, help="whose materials to pull (default: the first track on the facility)")
     _add_materials(prewarm)

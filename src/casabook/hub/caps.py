@@ -160,7 +160,10 @@ class ParticipantCap(Authenticator):
 
     def is_registrant(self, username, identity=None):
         identity = self._identity_of.get(username, identity)
-        return username in self._invited or (identity is not None and identity in self.registered)
+        if identity is None:
+            # Created before any login (prewarm --registered, where the user name is the registered address).
+            identity = normalise(username, self.match_claim)
+        return username in self._invited or identity in self.registered
 
     @property
     def registered(self):
@@ -246,11 +249,15 @@ class ParticipantCap(Authenticator):
         """The registration's figures for the organisers' page."""
         if not self.registrants_file:
             return None
-        connected = [name for name in self._admitted if self.is_registrant(name)]
+        registrants = [name for name in self._admitted if self.is_registrant(name)]
+        # Connected: logged in at least once (prewarm --registered may create a registrant's user before that).
+        logged_in = {name for name, _ in self._logins}
+        connected = [name for name in registrants if name in logged_in]
         return {
             "registered": self.registered_count(),
             "registered_connected": len(connected),
-            "walk_ins": len(self._admitted) - len(connected),
+            "connected": sorted(connected),
+            "walk_ins": len(self._admitted) - len(registrants),
             "walk_ins_allowed": self.walk_ins,
             "places_for_walk_ins": self.places_for_walk_ins(),
         }
