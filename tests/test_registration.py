@@ -374,3 +374,52 @@ def test_prewarm_registered_plan(claim, mapping, on_hub, connected, names, to_cr
     assert (plan.names, plan.to_create, plan.must_log_in) == (names, to_create, must_log_in)
     if must_log_in:
         assert "'preferred_username'" in plan.reason and "first login" in plan.reason
+
+
+# --- casabook check: the registration against the cap and the facility's capacity ---------------
+
+
+def _check_workshop(tmp_path: Path, walk_ins: str, cap: int):
+    from casabook.model import load_workshop
+    from casabook.testing.workshops import edit_yaml, make_workshop
+
+    root = make_workshop(tmp_path / "workshop", commit=False)
+
+    def register(data: dict) -> None:
+        data["registration"] = {"file_env": "CASABOOK_REGISTRANTS", "walk_ins": walk_ins}
+        data["caps"]["participants"] = cap
+
+    edit_yaml(root / "hub-config" / "coffea-opendata.yml", register)
+    edit_yaml(root / "tracks" / "opendata.yml", lambda data: data.update(participant_cap=min(cap, 10)))
+    return load_workshop(root)
+
+
+# id, walk_ins, cap, registrants, expected status and words
+CHECK_CASES = [
+    ("places-left-for-walk-ins", "up-to-cap", 10, 4, "ok", "4 registered of 10 places: 6 left for walk-ins"),
+    ("places-unused-without-walk-ins", "none", 10, 4, "ok", "4 registered of 10 places: 6 unused (walk_ins: none)"),
+    ("more-registered-than-the-cap", "none", 3, 5, "error", "5 registered, above the cap of 3"),
+]
+
+
+@pytest.mark.parametrize(("walk_ins", "cap", "count", "status", "words"), [c[1:] for c in CHECK_CASES],
+                         ids=[c[0] for c in CHECK_CASES])
+def test_check_compares_the_registered_with_the_cap(tmp_path, walk_ins, cap, count, status, words):
+    from casabook.check import check_registration
+
+    workshop = _check_workshop(tmp_path, walk_ins, cap)
+    (tmp_path / "list.txt").write_text(plain([f"p{i}" for i in range(count)]) + address("p0") + "\n")
+    findings = check_registration(workshop, workshop.facilities["coffea-opendata"],
+                                  {"CASABOOK_REGISTRANTS": str(tmp_path / "list.txt")})
+    summary = [f for f in findings if f.subject == "coffea-opendata registration"]
+    assert [(f.status, f.detail) for f in summary] == [(status, summary[0].detail)] and words in summary[0].detail
+    [duplicate] = [f for f in findings if f.subject.endswith(f"list.txt:{count + 2}")]
+    assert duplicate.status == "warning" and "listed again" in duplicate.detail
+
+
+def test_check_without_the_list_says_which_variable_to_set(tmp_path):
+    from casabook.check import check_registration
+
+    workshop = _check_workshop(tmp_path, "none", 10)
+    [finding] = check_registration(workshop, workshop.facilities["coffea-opendata"], {})
+    assert finding.status == "warning" and "CASABOOK_REGISTRANTS is not set" in finding.detail

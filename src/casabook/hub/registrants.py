@@ -41,11 +41,13 @@ class RegistrantList:
         self.form = form  # "indico-json", "indico-csv", "plain"
         self.rows = {}  # identity -> row where it was first listed
         self.problems = []  # (row, message)
+        self.duplicate_rows = set()  # of the problems' rows, those repeating an identity (counted once)
 
     def add(self, identity, row):
         if identity in self.rows:
             self.problems.append((row, f"{identity!r} is listed again (first at row {self.rows[identity]}); "
                                        "counted once"))
+            self.duplicate_rows.add(row)
             return
         self.rows[identity] = row
 
@@ -106,7 +108,7 @@ def read_mapping(path):
 
 def _mapped(found, mapping):
     mapped = RegistrantList(found.path, found.form)
-    mapped.problems = list(found.problems)
+    mapped.problems, mapped.duplicate_rows = list(found.problems), set(found.duplicate_rows)
     for identity, row in sorted(found.rows.items(), key=lambda item: item[1]):
         if identity not in mapping:
             mapped.problems.append((row, f"{identity!r} is not in the mapping file: no hub user name for them"))
