@@ -423,3 +423,31 @@ def test_check_without_the_list_says_which_variable_to_set(tmp_path):
     workshop = _check_workshop(tmp_path, "none", 10)
     [finding] = check_registration(workshop, workshop.facilities["coffea-opendata"], {})
     assert finding.status == "warning" and "CASABOOK_REGISTRANTS is not set" in finding.detail
+
+
+# --- the chart's hub: the list from a Kubernetes Secret, never in the values -----------------------
+
+
+def test_helm_values_mount_the_list_from_a_secret_and_the_chart_loads_it(tmp_path, monkeypatch):
+    import yaml
+
+    from casabook.cli import main
+    from casabook.testing.workshops import edit_yaml, make_workshop
+    from test_helm_chart import load_as_the_chart_does
+
+    root = make_workshop(tmp_path / "workshop", commit=False)
+    edit_yaml(root / "hub-config" / "coffea-opendata.yml", lambda data: data.update(
+        registration={"file_env": "CASABOOK_REGISTRANTS", "walk_ins": "up-to-cap"}))
+    out = tmp_path / "values.yml"
+    assert main(["--root", str(root), "hub", "render", "--facility", "coffea-opendata", "--output", str(out)]) == 0
+    text = out.read_text()
+    assert "kubectl create secret generic casabook-coffea-opendata-registrants --from-file=registrants=" in text
+    hub = yaml.safe_load(text)["hub"]
+    assert hub["extraVolumes"] == [{"name": "casabook-registrants",
+                                    "secret": {"secretName": "casabook-coffea-opendata-registrants"}}]
+    assert hub["extraVolumeMounts"][0]["mountPath"] == "/srv/casabook-registration"
+    monkeypatch.setenv("CILOGON_CLIENT_SECRET", "from-the-secret")
+    c = load_as_the_chart_does(yaml.safe_load(text))
+    auth = c.JupyterHub.authenticator_class(config=c)
+    assert (auth.registrants_file, auth.walk_ins) == ("/srv/casabook-registration/registrants", "up-to-cap")
+    assert auth.admissions_file == "/srv/jupyterhub/casabook-admissions.jsonl"

@@ -38,6 +38,10 @@ SECRET_KEY = "client-secret"
 # hub.services token and keeps it across upgrades.
 HUB_SECRET = "hub"
 EXTRA_CONFIG_KEY = "casabook-cap"
+# Where the hub pod sees the registration list (a Secret's keys, as files).
+REGISTRANTS_DIR = "/srv/casabook-registration"
+REGISTRANTS_KEY = "registrants"
+MAPPING_KEY = "mapping"
 
 # jupyterhub-idle-culler (the chart runs it as a hub service), sized for a workshop day.
 CULL = {
@@ -110,6 +114,27 @@ def extra_config(facility: Facility) -> str:
     ])
 
 
+def registrants_secret(facility: Facility) -> str:
+    return f"casabook-{facility.name}-registrants"
+
+
+def registration_values(facility: Facility) -> dict[str, Any]:
+    """The registration list on the chart's hub: a Kubernetes Secret the organisers create from the
+    file (never the values), mounted read-only. Kubernetes swaps a mounted Secret's files when the
+    Secret changes, which the cap sees as a new modification time and reads again."""
+    registration = facility.registration
+    if registration is None:
+        return {}
+    cap = {"registrants_file": f"{REGISTRANTS_DIR}/{REGISTRANTS_KEY}", "match_claim": registration.match_claim,
+           "walk_ins": registration.walk_ins, "admissions_file": f"{HUB_DATA_DIR}/casabook-admissions.jsonl"}
+    if registration.mapping_env:
+        cap["registrants_mapping_file"] = f"{REGISTRANTS_DIR}/{MAPPING_KEY}"
+    volume = "casabook-registrants"
+    return {"config": {"ParticipantCap": cap},
+            "extraVolumes": [{"name": volume, "secret": {"secretName": registrants_secret(facility)}}],
+            "extraVolumeMounts": [{"name": volume, "mountPath": REGISTRANTS_DIR, "readOnly": True}]}
+
+
 def organiser_admins(workshop: Workshop, facility: Facility) -> list[str]:
     """The facility's admin_users, and where user names are e-mail addresses the organisers of the
     tracks on it. Elsewhere the identity provider's admin_groups make the organisers admins."""
@@ -131,7 +156,10 @@ def hub_values(workshop: Workshop, facility: Facility) -> dict[str, Any]:
     if admins := organiser_admins(workshop, facility):
         config["Authenticator"]["admin_users"] = admins
     env_name = facility.authenticator.client_secret_env
+    registration = registration_values(facility)
+    config["ParticipantCap"].update(registration.pop("config", {}).get("ParticipantCap", {}))
     return {
+        **registration,
         "config": config,
         "extraConfig": {EXTRA_CONFIG_KEY: extra_config(facility)},
         "extraEnv": {env_name: {"valueFrom": {"secretKeyRef": {"name": secret_name(facility), "key": SECRET_KEY}}}},
@@ -198,6 +226,13 @@ def render(workshop: Workshop, facility: Facility, chart_name: str = "z2jh") -> 
     if facility.authenticator.class_name:
         header += (f"# The hub imports {facility.authenticator.class_name} (authenticator.class_name): the hub image "
                    "must have it (coffea-casa's chart mounts its CoffeaOAuthenticator as oauthenticator.coffea).\n")
+    if facility.registration:
+        mapping = f" --from-file={MAPPING_KEY}=<the mapping file>" if facility.registration.mapping_env else ""
+        header += (f"# The registration list (personal data: never in these values): kubectl create secret generic "
+                   f"{registrants_secret(facility)} --from-file={REGISTRANTS_KEY}=<the list>{mapping}; update it "
+                   "the same way (--dry-run=client -o yaml | kubectl apply -f -) and the hub reads it again.\n"
+                   "# hub.extraVolumes and hub.extraVolumeMounts are lists: Helm replaces yours with them; merge "
+                   "by hand if your values have some.\n")
     header += "# Give this file last to helm (-f yours.yaml -f this.yaml): its settings win over the facility's own.\n"
     return header + yaml.dump(values, Dumper=_BlockDumper, sort_keys=False, width=120)
 
