@@ -13,8 +13,14 @@ passed, which a facility may already fill, and a hook cannot reach add_user (cal
 in the database when the hub starts: how the count survives a restart), delete_user (how organisers
 free a place), get_handlers (the organisers' page) or the OAuth callback handler (the state check).
 
-This module imports nothing from casabook: `casabook hub render` inlines its source into the Helm
-chart's hub.extraConfig, where only JupyterHub and OAuthenticator are installed.
+With a registration list (registrants_file, casabook.hub.registrants reads it) the places go to
+the people on it: registrants always get in and hold a place, others (walk_ins) only while the
+cap, less every registrant's place, has room. The list is read again when its file changes, and
+organisers admit someone from the waiting list by POSTing to the organisers' page.
+
+This module imports nothing from casabook but casabook.hub.registrants, which imports nothing
+from it either: `casabook hub render` inlines both sources into the Helm chart's hub.extraConfig,
+where only JupyterHub and OAuthenticator are installed.
 """
 
 import functools
@@ -158,12 +164,12 @@ class ParticipantCap(Authenticator):
         value = user_info.get(self.match_claim) if isinstance(user_info, dict) else None
         return normalise(value if value else username, self.match_claim)
 
-    def is_registrant(self, username, identity=None):
+    def is_registrant(self, username, identity=None, listed=None):
         identity = self._identity_of.get(username, identity)
         if identity is None:
             # Created before any login (prewarm --registered, where the user name is the registered address).
             identity = normalise(username, self.match_claim)
-        return username in self._invited or identity in self.registered
+        return username in self._invited or identity in (self.registered if listed is None else listed)
 
     @property
     def registered(self):
@@ -195,8 +201,9 @@ class ParticipantCap(Authenticator):
         not), less the walk-ins already in."""
         if self.walk_ins == "none":
             return 0
+        listed = self.registered
         reserved = self.registered_count()
-        walk_ins = sum(not self.is_registrant(name) for name in self._admitted)
+        walk_ins = sum(not self.is_registrant(name, listed=listed) for name in self._admitted)
         return max(0, self.participants - reserved - walk_ins) if self.participants else 1
 
     def _admit_registered(self, username, identity):
@@ -285,7 +292,7 @@ class ParticipantCap(Authenticator):
     def waitlist(self):
         # In the order they were refused; those given a place since (list updated, admitted) are no longer waiting.
         return [{"name": name, "time": when} for name, when in sorted(self._refused.items(), key=lambda kv: kv[1])
-                if name not in self._admitted]
+                if name not in self._admitted and name not in self._invited]
 
     # --- the count survives restarts: JupyterHub calls add_user for every user in its database
 
