@@ -35,4 +35,6 @@ configure(
     organiser_token=os.environ.get("CASABOOK_API_TOKEN"),
     # benchmarks/bench_hub.py --session stock compares with every server extension enabled.
     lean_session=os.environ.get("CASABOOK_STOCK_SESSION") != "1",
+    # Tracks may name registration lists of their own.
+    tracks=load_workshop(_root).tracks.values() if _facility.registration else (),
 )

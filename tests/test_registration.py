@@ -149,7 +149,7 @@ def test_row_problems_name_the_file_and_the_row(tmp_path):
     path = tmp_path / "list.json"
     path.write_text(indico_json(["ann", "ann"]))
     found = read(registered_facility(), REPO, {"CASABOOK_REGISTRANTS": str(path)})
-    [problem] = row_problems(found)
+    [problem] = row_problems(found.facility)
     assert problem.render().startswith(f"{path}:2: ") and problem.code == "registrant-row"
 
 
@@ -451,3 +451,53 @@ def test_helm_values_mount_the_list_from_a_secret_and_the_chart_loads_it(tmp_pat
     auth = c.JupyterHub.authenticator_class(config=c)
     assert (auth.registrants_file, auth.walk_ins) == ("/srv/casabook-registration/registrants", "up-to-cap")
     assert auth.admissions_file == "/srv/jupyterhub/casabook-admissions.jsonl"
+
+
+# --- tracks' own lists ------------------------------------------------------------------------------
+
+
+def test_tracks_own_lists_admit_their_registrants_and_are_counted_per_track(tmp_path):
+    import datetime as dt
+
+    from casabook.check import check_registration
+    from casabook.hub.stats import attendance_from_users
+    from casabook.model import load_workshop
+
+    workshop = load_workshop(REPO)
+    facility = load_hub_facility(REPO, "local").model_copy(update={"registration": Registration(walk_ins="none")})
+    tracks = [workshop.tracks[name].model_copy(update={"facility": "local", "registration_env": f"LIST_{name.upper()}"})
+              for name in ("cms", "atlas")]
+    environ = {**SECRET}
+    for track, names in zip(tracks, (["ann", "ben"], ["cat"]), strict=True):
+        path = tmp_path / f"{track.name}.txt"
+        path.write_text(plain(names))
+        environ[track.registration_env] = str(path)
+    c = configure(Config(), facility, REPO, contact=CONTACT, environ=environ, state_dir=tmp_path / "state",
+                  issuer="http://127.0.0.1:9400", participants=5, tracks=tracks)
+    assert c.ParticipantCap.registrants_file == "" and sorted(c.ParticipantCap.track_registrants_files) == ["atlas", "cms"]
+    auth = import_item(c.JupyterHub.authenticator_class)(config=c)
+    for name, expected in (("ann", True), ("cat", True), ("wes", False)):
+        model = {"name": name, "auth_state": {"oauth_user": {"email": address(name)}}}
+        try:
+            assert asyncio.run(auth.check_allowed(name, model)) is expected
+        except web.HTTPError:
+            assert not expected
+    view = auth.registration_view()
+    assert view["registered"] == 3 and view["tracks"] == {"cms": {"registered": 2, "connected": 1},
+                                                          "atlas": {"registered": 1, "connected": 1}}
+    users = [{"name": n, "admin": False, "last_activity": None, "servers": {}} for n in ("ann", "cat")]
+    figures = attendance_from_users(users, hub_url="http://127.0.0.1:1", cap=5, now=dt.datetime.now(dt.timezone.utc),
+                                    view={"registration": view, "logins": []})
+    assert [(t.track, t.registered, t.connected) for t in figures.tracks] == [("atlas", 1, 1), ("cms", 2, 1)]
+
+    on_local = type(workshop)(root=REPO, tracks={t.name: t for t in tracks}, facilities=workshop.facilities)
+    findings = check_registration(on_local, facility, environ)
+    assert {f.subject: f.status for f in findings if f.subject.startswith("track ")} == {"track cms": "ok",
+                                                                                          "track atlas": "ok"}
+
+
+def test_a_facility_with_registration_but_no_list_says_where_to_name_one(tmp_path):
+    facility = load_hub_facility(REPO, "local").model_copy(update={"registration": Registration()})
+    with pytest.raises(CasabookError) as error:
+        read(facility, REPO, {})
+    assert error.value.code == "registration-unset" and "registration_env in a track" in error.value.message

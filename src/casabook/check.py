@@ -105,19 +105,24 @@ def check_capacity(facility: Facility, participants: int | None = None, label: s
 def check_registration(workshop: Workshop, facility: Facility,
                        environ: Mapping[str, str] = os.environ) -> list[Finding]:
     """The registration list against the cap and the facility's capacity: how many places are left."""
-    from casabook.registration import read
+    from casabook.registration import read, row_problems
 
     if facility.registration is None:
         return []
     subject = f"{facility.name} registration"
     try:
-        found = read(facility, workshop.root, environ)
+        found = read(facility, workshop.root, environ, workshop.tracks.values())
     except CasabookError as error:
         status: Status = "warning" if error.code == "registration-unset" else "error"
         return [Finding("registration", subject, status, "; ".join(m.render() for m in error.mistakes))]
     assert found is not None
-    findings = [Finding("registration", f"{found.path}:{row}", "warning" if row in found.duplicate_rows else "error",
-                        message) for row, message in found.problems]
+    findings = [Finding("registration", f"{row.file}:{row.line}", "warning" if row.line in one.duplicate_rows
+                        else "error", row.message) for one in found.each for row in row_problems(one)]
+    for name, one in found.tracks.items():
+        track_cap = workshop.tracks[name].participant_cap
+        findings.append(Finding("registration", f"track {name}", "ok" if len(one) <= track_cap else "error",
+                                f"{len(one)} registered for the track, of its participant_cap {track_cap} "
+                                f"(tracks/{name}.yml)"))
     registered, cap = len(found), facility.caps.participants
     walk_ins = facility.registration.walk_ins
     if registered > cap:

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from casabook.errors import CasabookError, collect
 from casabook.yamlfile import KeyPath, YamlFile, read_yaml
@@ -26,6 +26,14 @@ ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 START_PATTERN = r"^([01]?\d|2[0-3]):([0-5]\d)$"
 DOTTED_PATH_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 
+def _env_name_only(value: str) -> str:
+    if not ENV_NAME_PATTERN.match(value):
+        raise ValueError("expected the NAME of an environment variable (letters, digits, _), not a path")
+    return value
+
+
+# A file's path (personal data, a secret) is named by an environment variable, never written here.
+EnvName = Annotated[str, AfterValidator(_env_name_only)]
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 
@@ -116,23 +124,17 @@ class Spawner(Strict):
 
 
 class Registration(Strict):
-    file_env: str = Field(description="name of the environment variable holding the path of the registration list "
-                          "(Indico's registrants.json or CSV export, or one e-mail address a line); the file holds "
-                          "personal data, so it lives outside the repository")
+    file_env: EnvName | None = Field(None, description="name of the environment variable holding the path of the "
+                                 "registration list (Indico's registrants.json or CSV export, or one e-mail address a "
+                                 "line); the file holds personal data, so it lives outside the repository. Tracks on "
+                                 "the facility may name lists of their own (registration_env)")
     match_claim: str = Field("email", description="the identity provider's claim a registrant is matched by "
                              "(compared with the list's e-mail addresses)")
-    mapping_env: str | None = Field(None, description="name of the environment variable holding the path of a "
+    mapping_env: EnvName | None = Field(None, description="name of the environment variable holding the path of a "
                                     "mapping file 'address,username' a line, where the identity provider sends no "
                                     "e-mail: registrants are then matched by hub user name")
     walk_ins: Literal["none", "up-to-cap"] = Field("none", description="who else gets in: none, or anyone up to "
                                                    "the cap once every registrant's place is reserved")
-
-    @field_validator("file_env", "mapping_env")
-    @classmethod
-    def _env_name(cls, value: str | None) -> str | None:
-        if value is not None and not ENV_NAME_PATTERN.match(value):
-            raise ValueError("expected the NAME of an environment variable (letters, digits, _), not a path")
-        return value
 
 
 class Facility(Strict):
@@ -265,6 +267,9 @@ class Track(Strict):
     notebooks: list[NotebookEntry] = Field(min_length=1, description="the track's notebooks, in teaching order")
     schedule: list[Session] = Field(default_factory=list, description="the sessions and the notebooks each teaches")
     materials: Materials = Field(default_factory=Materials, description="where attendees pull the notebooks from")
+    registration_env: EnvName | None = Field(None, description="name of the environment variable holding the path of "
+                                         "this track's own registration list (its facility's registration says how "
+                                         "it is matched and who else gets in)")
 
     def notebook(self, path: str) -> NotebookEntry | None:
         return next((entry for entry in self.notebooks if entry.path == path), None)

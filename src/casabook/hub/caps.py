@@ -25,6 +25,7 @@ where only JupyterHub and OAuthenticator are installed.
 
 import functools
 import json
+import logging
 import os
 import time
 
@@ -35,7 +36,7 @@ from oauthenticator.generic import GenericOAuthenticator
 from oauthenticator.github import GitHubOAuthenticator
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
-from traitlets import Bool, Enum, Integer, Unicode, default, validate
+from traitlets import Bool, Dict, Enum, Integer, Unicode, default, validate
 from traitlets.utils.importstring import import_item
 
 try:
@@ -74,6 +75,10 @@ class ParticipantCap(Authenticator):
         "", config=True,
         help="The registration list (Indico JSON or CSV export, or one address a line): registrants always get "
              "in and hold a place. Re-read when it changes. Empty: places go to whoever logs in first.")
+    track_registrants_files = Dict(
+        {}, config=True,
+        help="Tracks' own registration lists, track name -> file: their registrants get in as the "
+             "registrants_file's do, and the organisers' page counts them per track.")
     registrants_mapping_file = Unicode(
         "", config=True,
         help="'address,username' lines turning the list's addresses into hub user names (match by user name).")
@@ -95,6 +100,7 @@ class ParticipantCap(Authenticator):
         self._organisers = set(self.admin_users)
         self._refused = self._read_waitlist()
         self._registered = set()
+        self._by_list = {}
         self._registrants_stamp = None
         self._identity_of, self._invited, self._logins = self._read_admissions()
 
@@ -140,7 +146,7 @@ class ParticipantCap(Authenticator):
         if username in self._admitted:
             self._record_login(username, self._identity_of.get(username, identity))
             return True
-        if self.registrants_file:
+        if self.registration_lists():
             self._admit_registered(username, identity)
         elif self.participants and len(self._admitted) >= self.participants:
             self._record_refusal(username)
@@ -155,7 +161,7 @@ class ParticipantCap(Authenticator):
         """What the registration list is compared with: the user name where a mapping file turned
         addresses into user names, else the identity provider's match_claim (the user name when it
         sends none)."""
-        if not self.registrants_file:
+        if not self.registration_lists():
             return None
         if self.registrants_mapping_file:
             return username
@@ -171,10 +177,18 @@ class ParticipantCap(Authenticator):
             identity = normalise(username, self.match_claim)
         return username in self._invited or identity in (self.registered if listed is None else listed)
 
+    def registration_lists(self):
+        """Every list the hub reads: "" for the facility's own, else the track's name."""
+        lists = {"": self.registrants_file} if self.registrants_file else {}
+        lists.update(self.track_registrants_files)
+        return lists
+
     @property
     def registered(self):
-        """The registration list's identities, re-read when its file (or the mapping's) changed."""
-        stamp = (modified(self.registrants_file), modified(self.registrants_mapping_file or os.devnull))
+        """The registration lists' identities, read again when a file (or the mapping) changed."""
+        lists = self.registration_lists()
+        stamp = (tuple(modified(path) for path in lists.values()),
+                 modified(self.registrants_mapping_file or os.devnull))
         if stamp == self._registrants_stamp:
             return self._registered
         try:
@@ -183,17 +197,21 @@ class ParticipantCap(Authenticator):
                 mapping, problems = read_mapping(self.registrants_mapping_file)
                 for row, message in problems:
                     self.log.warning("%s:%d: %s", self.registrants_mapping_file, row, message)
-            found = read_registrants(self.registrants_file, self.match_claim, mapping)
+            found = {label: read_registrants(path, self.match_claim, mapping) for label, path in lists.items()}
         except (OSError, ValueError) as error:
-            # Half-written while the organisers save it, or gone: keep the list read before, try again next login.
-            self.log.error("Cannot read the registration list %s (%s): keeping the %d registrants read before",
-                           self.registrants_file, error, len(self._registered))
+            # Half-written while the organisers save it, or gone: keep the lists read before, try again next login.
+            self.log.log(logging.ERROR, "Cannot read a registration list (%s): keeping the %d registrants read "
+                         "before", error, len(self._registered))
             return self._registered
-        for row, message in found.problems:
-            self.log.warning("%s:%d: %s", self.registrants_file, row, message)
+        for one in found.values():
+            for row, message in one.problems:
+                self.log.warning("%s:%d: %s", one.path, row, message)
+        registered = set().union(*(one.identities for one in found.values()))
         if self._registrants_stamp is not None:
-            self.log.info("Registration list re-read: %d registrants (were %d)", len(found), len(self._registered))
-        self._registered, self._registrants_stamp = found.identities, stamp
+            self.log.info("Registration lists read again: %d registrants (were %d)", len(registered),
+                          len(self._registered))
+        self._by_list = {label: one.identities for label, one in found.items()}
+        self._registered, self._registrants_stamp = registered, stamp
         return self._registered
 
     def places_for_walk_ins(self):
@@ -254,12 +272,16 @@ class ParticipantCap(Authenticator):
 
     def registration_view(self):
         """The registration's figures for the organisers' page."""
-        if not self.registrants_file:
+        if not self.registration_lists():
             return None
-        registrants = [name for name in self._admitted if self.is_registrant(name)]
+        listed = self.registered
+        registrants = [name for name in self._admitted if self.is_registrant(name, listed=listed)]
         # Connected: logged in at least once (prewarm --registered may create a registrant's user before that).
         logged_in = {name for name, _ in self._logins}
         connected = [name for name in registrants if name in logged_in]
+        identities = {name: self._identity_of.get(name) or normalise(name, self.match_claim) for name in connected}
+        tracks = {label: {"registered": len(members), "connected": sum(i in members for i in identities.values())}
+                  for label, members in self._by_list.items() if label}
         return {
             "registered": self.registered_count(),
             "registered_connected": len(connected),
@@ -267,6 +289,7 @@ class ParticipantCap(Authenticator):
             "walk_ins": len(self._admitted) - len(registrants),
             "walk_ins_allowed": self.walk_ins,
             "places_for_walk_ins": self.places_for_walk_ins(),
+            "tracks": tracks,
         }
 
     @property

@@ -34,7 +34,7 @@ from casabook.links import Source
 from casabook.progress import progress_bar
 
 if TYPE_CHECKING:
-    from casabook.model import Facility
+    from casabook.model import Facility, Workshop
 
 PREWARM_SERVICE = "casabook-prewarm"
 PREWARM_ROLE = "casabook-prewarm"
@@ -226,11 +226,12 @@ async def create_users(hub_url: str, admin_token: str, names: list[str]) -> None
             await api.request("POST", "users", json={"usernames": names})
 
 
-async def registered_plan(root: Path, facility: Facility, hub_url: str, token: str) -> RegisteredPlan:
+async def registered_plan(workshop: Workshop, facility: Facility, hub_url: str, token: str) -> RegisteredPlan:
     from casabook.hub.organiser import organiser_token
     from casabook.registration import read
 
-    found = read(facility, root)
+    root = workshop.root
+    found = read(facility, root, tracks=workshop.tracks.values())
     assert found is not None
     admin = organiser_token(root)
     async with HubAPI(hub_url, admin or token) as api:
@@ -296,7 +297,7 @@ def run_command(root: Path, *, facility_name: str, users: list[str] | None, hub_
     token, origin = resolve_token(workshop.root, facility, url)
     plan = None
     if users is None and facility.registration is not None:
-        plan = asyncio.run(registered_plan(workshop.root, facility, url, token))
+        plan = asyncio.run(registered_plan(workshop, facility, url, token))
         users = plan.names
     with progress_bar(Console(stderr=True), "prewarm", transient=False) as bar:
         def done(user: PrewarmedUser) -> None:

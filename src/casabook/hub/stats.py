@@ -47,6 +47,13 @@ class SessionFigures:
 
 
 @dataclass(frozen=True)
+class TrackFigures:
+    track: str
+    registered: int  # on the track's own registration list
+    connected: int  # of them, connected at least once
+
+
+@dataclass(frozen=True)
 class Attendance:
     hub_url: str
     taken_at: str
@@ -64,6 +71,7 @@ class Attendance:
     registrants_connected: int | None = None
     walk_ins: int | None = None
     sessions: list[SessionFigures] = field(default_factory=list)
+    tracks: list[TrackFigures] = field(default_factory=list)  # tracks with a registration list of their own
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -112,6 +120,8 @@ def attendance_from_users(users: list[dict[str, Any]], *, hub_url: str, cap: int
                       organisers=len(users) - len(participants), connected=len(participants),
                       active_24h=active, active_now=active_now, servers_running=running, servers_starting=starting,
                       total_ever=len(users), waitlist=waitlist, **listed,
+                      tracks=[TrackFigures(name, figures["registered"], figures["connected"])
+                              for name, figures in sorted(((registration or {}).get("tracks") or {}).items())],
                       sessions=session_figures(participants, (view or {}).get("logins", []), sessions or []))
 
 
@@ -244,6 +254,13 @@ def render(attendance: Attendance, console: Console, fmt: str) -> None:
     table.add_row("organisers", str(a.organisers))
     table.add_row("total ever (everyone the hub has seen)", str(a.total_ever))
     console.print(table)
+    if a.tracks:
+        by_track = Table(title="Registered and connected per track", title_justify="left")
+        for column in ("track", "registered", "connected"):
+            by_track.add_column(column, justify="left" if column == "track" else "right")
+        for t in a.tracks:
+            by_track.add_row(t.track, str(t.registered), str(t.connected))
+        console.print(by_track)
     if a.sessions:
         by_session = Table(title="Connected during each session of the schedule", title_justify="left")
         for column in ("track", "session", "day", "time", "connected", "first time"):
