@@ -438,10 +438,12 @@ def test_helm_values_mount_the_list_from_a_secret_and_the_chart_loads_it(tmp_pat
     root = make_workshop(tmp_path / "workshop", commit=False)
     edit_yaml(root / "hub-config" / "coffea-opendata.yml", lambda data: data.update(
         registration={"file_env": "CASABOOK_REGISTRANTS", "walk_ins": "up-to-cap"}))
+    edit_yaml(root / "tracks" / "opendata.yml", lambda data: data.update(registration_env="OPENDATA_REGISTRANTS"))
     out = tmp_path / "values.yml"
     assert main(["--root", str(root), "hub", "render", "--facility", "coffea-opendata", "--output", str(out)]) == 0
     text = out.read_text()
-    assert "kubectl create secret generic casabook-coffea-opendata-registrants --from-file=registrants=" in text
+    assert ("kubectl create secret generic casabook-coffea-opendata-registrants --from-file=registrants=<the list> "
+            "--from-file=track-opendata=<track opendata's list>;") in text
     hub = yaml.safe_load(text)["hub"]
     assert hub["extraVolumes"] == [{"name": "casabook-registrants",
                                     "secret": {"secretName": "casabook-coffea-opendata-registrants"}}]
@@ -450,6 +452,7 @@ def test_helm_values_mount_the_list_from_a_secret_and_the_chart_loads_it(tmp_pat
     c = load_as_the_chart_does(yaml.safe_load(text))
     auth = c.JupyterHub.authenticator_class(config=c)
     assert (auth.registrants_file, auth.walk_ins) == ("/srv/casabook-registration/registrants", "up-to-cap")
+    assert auth.track_registrants_files == {"opendata": "/srv/casabook-registration/track-opendata"}
     assert auth.admissions_file == "/srv/jupyterhub/casabook-admissions.jsonl"
 
 
