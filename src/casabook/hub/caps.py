@@ -356,8 +356,8 @@ class ParticipantCap(Authenticator):
         if username in self._refused:
             return
         self._refused[username] = time.time()
-        self.log.warning("Workshop full (%d places): %s refused and put on the waiting list",
-                         self.participants, username)
+        why = "not registered" if self.registration_lists() else "workshop full"
+        self.log.warning("%s refused (%s, %d places) and put on the waiting list", username, why, self.participants)
         self._append(self.waitlist_file, {"name": username, "time": self._refused[username]})
 
     # --- identity providers that send no user name ----------------------------------------

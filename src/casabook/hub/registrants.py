@@ -96,7 +96,8 @@ def read_mapping(path):
             if len(parts) != 2 or not all(parts):
                 problems.append((number, "expected 'address,username'"))
                 continue
-            address, username = normalise(parts[0]), parts[1]
+            # JupyterHub's user names are in lower case (Authenticator.normalize_username).
+            address, username = normalise(parts[0]), parts[1].lower()
             if number == 1 and not EMAIL.match(address):
                 continue  # a header line
             if address in mapping:
