@@ -255,6 +255,8 @@ def test_organisers_admit_from_the_waiting_list(tmp_path):
 def test_registrants_and_walk_ins_are_told_apart_after_a_restart(tmp_path):
     hub = Registered(tmp_path, ["ann", "ben"], 3, "up-to-cap")
     assert [hub.login(n) for n in ("ann", "wes")] == ["admitted", "admitted"]
+    kept = (tmp_path / "state" / "admissions.jsonl").read_text()
+    assert "ann" in kept and "example.org" not in kept, "the hub's state keeps digests, not addresses"
     hub.restart()
     # JupyterHub calls add_user for every user in its database when it starts.
     for name in ("ann", "wes"):

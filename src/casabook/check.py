@@ -98,7 +98,8 @@ def check_capacity(facility: Facility, participants: int | None = None, label: s
     ):
         needed = count * per_user
         detail = f"{count} participants x {per_user:g}{unit} = {needed:g}{unit} of {total:g}{unit}"
-        findings.append(Finding("capacity", f"{facility.name} {what}{label}", "ok" if needed <= total else "error", detail))
+        findings.append(Finding("capacity", f"{facility.name} {what}{label}", "ok" if needed <= total else "error",
+                                detail))
     return findings
 
 

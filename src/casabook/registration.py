@@ -90,7 +90,8 @@ def read(facility: Facility, root: Path, environ: Mapping[str, str] = os.environ
     if where.mapping is not None:
         mapping, problems = _readable(where.mapping, read_mapping)
         if problems:
-            raise collect([CasabookError("mapping-row", message, file=where.mapping, line=row) for row, message in problems])
+            raise collect([CasabookError("mapping-row", message, file=where.mapping, line=row)
+                           for row, message in problems])
     return Lists(_readable(where.facility, lambda p: read_registrants(p, claim, mapping)) if where.facility else None,
                  {name: _readable(path, lambda p: read_registrants(p, claim, mapping))
                   for name, path in where.tracks.items()})

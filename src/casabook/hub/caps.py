@@ -40,7 +40,7 @@ from traitlets import Bool, Dict, Enum, Integer, Unicode, default, validate
 from traitlets.utils.importstring import import_item
 
 try:
-    from casabook.hub.registrants import modified, normalise, read_mapping, read_registrants
+    from casabook.hub.registrants import modified, normalise, pseudonym, read_mapping, read_registrants
 except ImportError:  # inlined into the Helm chart's hub.extraConfig, after casabook.hub.registrants' own source
     pass
 
@@ -91,8 +91,8 @@ class ParticipantCap(Authenticator):
              "registrant's place is reserved.")
     admissions_file = Unicode(
         "", config=True,
-        help="JSON-lines file of participants' logins (name, matched identity, time): tells registrants from "
-             "walk-ins after a restart, and gives `casabook stats` its connections.")
+        help="JSON-lines file of participants' logins (name, a digest of the matched identity, time): tells "
+             "registrants from walk-ins after a restart, and gives `casabook stats` its connections.")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -144,7 +144,7 @@ class ParticipantCap(Authenticator):
         overshoot the cap.
         """
         if username in self._admitted:
-            self._record_login(username, self._identity_of.get(username, identity))
+            self._record_login(username)
             return True
         if self.registration_lists():
             self._admit_registered(username, identity)
@@ -152,7 +152,7 @@ class ParticipantCap(Authenticator):
             self._record_refusal(username)
             raise refusal(403, self.full_message(), reason="Workshop full")
         self._admitted.add(username)
-        self._record_login(username, identity)
+        self._record_login(username)
         return True
 
     # --- the cap with a registration list --------------------------------------------------
@@ -171,11 +171,16 @@ class ParticipantCap(Authenticator):
         return normalise(value if value else username, self.match_claim)
 
     def is_registrant(self, username, identity=None, listed=None):
-        identity = self._identity_of.get(username, identity)
-        if identity is None:
-            # Created before any login (prewarm --registered, where the user name is the registered address).
-            identity = normalise(username, self.match_claim)
-        return username in self._invited or identity in (self.registered if listed is None else listed)
+        return username in self._invited or self._pseudonym(username, identity) in (
+            self.registered if listed is None else listed)
+
+    def _pseudonym(self, username, identity=None):
+        """The identity the user logged in with, as the hub keeps it; for a user created before any
+        login (prewarm --registered, where the user name is the registered address), the user name's."""
+        known = self._identity_of.get(username)
+        if known is None:
+            known = pseudonym(identity if identity is not None else normalise(username, self.match_claim))
+        return known
 
     def registration_lists(self):
         """Every list the hub reads: "" for the facility's own, else the track's name."""
@@ -206,11 +211,13 @@ class ParticipantCap(Authenticator):
         for one in found.values():
             for row, message in one.problems:
                 self.log.warning("%s:%d: %s", one.path, row, message)
-        registered = set().union(*(one.identities for one in found.values()))
+        # Kept as pseudonyms, as the admissions file keeps who logged in: no address in the hub's state.
+        by_list = {label: {pseudonym(i) for i in one.identities} for label, one in found.items()}
+        registered = set().union(*by_list.values())
         if self._registrants_stamp is not None:
             self.log.info("Registration lists read again: %d registrants (were %d)", len(registered),
                           len(self._registered))
-        self._by_list = {label: one.identities for label, one in found.items()}
+        self._by_list = by_list
         self._registered, self._registrants_stamp = registered, stamp
         return self._registered
 
@@ -226,13 +233,13 @@ class ParticipantCap(Authenticator):
 
     def _admit_registered(self, username, identity):
         if self.is_registrant(username, identity):
-            self._identity_of.setdefault(username, identity)
+            self._identity_of.setdefault(username, self._pseudonym(username, identity))
             if self.participants and len(self._admitted) >= self.participants:
                 # Registrants always get in: the organisers put them on the list.
                 self.log.warning("Registrant %s admitted beyond the cap of %d places", username, self.participants)
             return
         if self.places_for_walk_ins() > 0:
-            self._identity_of.setdefault(username, identity)
+            self._identity_of.setdefault(username, self._pseudonym(username, identity))
             return
         self._record_refusal(username)
         raise refusal(403, self.not_registered_message(identity), reason="Not registered")
@@ -254,10 +261,13 @@ class ParticipantCap(Authenticator):
         self._refused.pop(username, None)
         self._append(self.admissions_file, {"name": username, "invited": True, "time": time.time()})
 
-    def _record_login(self, username, identity):
+    def _record_login(self, username):
         now = time.time()
         self._logins.append((username, now))
-        self._append(self.admissions_file, {"name": username, "identity": identity, "time": now})
+        entry = {"name": username, "time": now}
+        if username in self._identity_of:
+            entry["identity"] = self._identity_of[username]
+        self._append(self.admissions_file, entry)
 
     def _read_admissions(self):
         identity_of, invited, logins = {}, set(), []
@@ -279,8 +289,8 @@ class ParticipantCap(Authenticator):
         # Connected: logged in at least once (prewarm --registered may create a registrant's user before that).
         logged_in = {name for name, _ in self._logins}
         connected = [name for name in registrants if name in logged_in]
-        identities = {name: self._identity_of.get(name) or normalise(name, self.match_claim) for name in connected}
-        tracks = {label: {"registered": len(members), "connected": sum(i in members for i in identities.values())}
+        identities = [self._pseudonym(name) for name in connected]
+        tracks = {label: {"registered": len(members), "connected": sum(i in members for i in identities)}
                   for label, members in self._by_list.items() if label}
         return {
             "registered": self.registered_count(),
@@ -299,7 +309,7 @@ class ParticipantCap(Authenticator):
     def registered_count(self):
         """Registrants on the list, and those the organisers admitted from the waiting list."""
         listed = self.registered
-        return len(listed) + sum(self._identity_of.get(name) not in listed for name in self._invited)
+        return len(listed) + sum(self._pseudonym(name) not in listed for name in self._invited)
 
     def full_message(self):
         message = f"This workshop is full ({self.participants} places). You are on the waiting list."

@@ -198,7 +198,8 @@ def username_follows(facility: Facility) -> bool:
     """Whether the list gives each registrant's hub user name: a mapping file, or the identity
     provider's user-name claim is the claim the list is matched by (e.g. both the e-mail)."""
     registration = facility.registration
-    return bool(registration and (registration.mapping_env or facility.authenticator.username_claim == registration.match_claim))
+    return bool(registration and (registration.mapping_env
+                                  or facility.authenticator.username_claim == registration.match_claim))
 
 
 def plan_registered(facility: Facility, identities: set[str], users: list[dict[str, Any]],

@@ -21,6 +21,7 @@ Like casabook.hub.caps, which reads the list on the hub, this module imports not
 """
 
 import csv
+import hashlib
 import io
 import json
 import os
@@ -63,6 +64,11 @@ def normalise(value, claim="email"):
     """The form a registrant's identity is compared in: e-mail addresses in lower case."""
     value = str(value).strip()
     return value.lower() if claim == "email" or EMAIL.match(value) else value
+
+
+def pseudonym(identity):
+    """How the hub keeps a registrant's identity in its state files: a digest, not the address."""
+    return hashlib.sha256(f"casabook-registrant:{identity}".encode()).hexdigest()[:32]
 
 
 def read_registrants(path, claim="email", mapping=None):

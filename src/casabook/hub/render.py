@@ -239,7 +239,8 @@ def render(workshop: Workshop, facility: Facility, chart_name: str = "z2jh") -> 
                    "must have it (coffea-casa's chart mounts its CoffeaOAuthenticator as oauthenticator.coffea).\n")
     if facility.registration:
         files = [f" --from-file={REGISTRANTS_KEY}=<the list>"] if facility.registration.file_env else []
-        files += [f" --from-file={TRACK_KEY}{name}=<track {name}'s list>" for name in registration_tracks(workshop, facility)]
+        files += [f" --from-file={TRACK_KEY}{name}=<track {name}'s list>"
+                  for name in registration_tracks(workshop, facility)]
         files += [f" --from-file={MAPPING_KEY}=<the mapping file>"] if facility.registration.mapping_env else []
         header += (f"# The registration list (personal data: never in these values): kubectl create secret generic "
                    f"{registrants_secret(facility)}{''.join(files)}; update it "

@@ -165,7 +165,8 @@ def plot_connections(participants: list[dict[str, Any]], logins: list[dict[str, 
 
     seen = _logins(participants, logins)
     first = sorted({name: when for name, when in reversed(seen)}.values())
-    windows = [(f"{track}: {s.title}", s.starts_at, s.ends_at) for track, s in sorted(sessions, key=lambda i: i[1].starts_at)]
+    windows = [(f"{track}: {s.title}", s.starts_at, s.ends_at)
+               for track, s in sorted(sessions, key=lambda item: item[1].starts_at)]
     if not windows:
         begin = seen[0][1] if seen else dt.datetime.now(dt.timezone.utc)
         end = seen[-1][1] if seen else begin
