@@ -506,3 +506,26 @@ def test_a_facility_with_registration_but_no_list_says_where_to_name_one(tmp_pat
     with pytest.raises(CasabookError) as error:
         read(facility, REPO, {})
     assert error.value.code == "registration-unset" and "registration_env in a track" in error.value.message
+
+
+# id, the registration block, the mistake's key and words
+MODEL_MISTAKES = [
+    ("path-instead-of-a-variable", {"file_env": "/home/org/registrants.csv"}, "registration.file_env",
+     "expected the NAME of an environment variable"),
+    ("unknown-walk-in-policy", {"file_env": "LIST", "walk_ins": "anyone"}, "registration.walk_ins", "'none' or 'up-to-cap'"),
+    ("misspelt-key", {"file_env": "LIST", "walkins": "none"}, "registration.walkins", "unknown key"),
+]
+
+
+@pytest.mark.parametrize(("block", "key", "words"), [m[1:] for m in MODEL_MISTAKES], ids=[m[0] for m in MODEL_MISTAKES])
+def test_registration_mistakes_name_the_file_line_and_key(tmp_path, block, key, words):
+    from casabook.model import load_workshop
+    from casabook.testing.workshops import edit_yaml, make_workshop
+
+    root = make_workshop(tmp_path / "workshop", commit=False)
+    edit_yaml(root / "hub-config" / "local.yml", lambda data: data.update(registration=block))
+    with pytest.raises(CasabookError) as error:
+        load_workshop(root)
+    [mistake] = error.value.mistakes
+    assert mistake.file == "hub-config/local.yml" and mistake.line and mistake.key == key
+    assert words in mistake.message
