@@ -529,3 +529,17 @@ def test_registration_mistakes_name_the_file_line_and_key(tmp_path, block, key, 
     [mistake] = error.value.mistakes
     assert mistake.file == "hub-config/local.yml" and mistake.line and mistake.key == key
     assert words in mistake.message
+
+
+def test_casabook_check_reports_the_places_left(tmp_path, capsys, monkeypatch):
+    from casabook.cli import main
+
+    workshop = _check_workshop(tmp_path, "up-to-cap", 10)
+    (tmp_path / "list.txt").write_text(plain(["p1", "p2", "p3"]))
+    monkeypatch.setenv("CASABOOK_REGISTRANTS", str(tmp_path / "list.txt"))
+    main(["--root", str(workshop.root), "check", "--format", "json"])
+    findings = json.loads(capsys.readouterr().out)["findings"]
+    [row] = [f for f in findings if f["check"] == "registration"]
+    assert row == {"check": "registration", "subject": "coffea-opendata registration", "status": "ok",
+                   "detail": "3 registered of 10 places: 7 left for walk-ins"}
+    assert "p1" not in json.dumps(findings)
