@@ -75,6 +75,7 @@ READ_CASES = [
      [(3, "'Withdrawn': holds no place")]),
     ("indico-csv-short-row-reported", indico_csv(["ann"]) + "2,Ben\n", "indico-csv", ["ann"], [(3, "unreadable")]),
     ("indico-csv-no-email-reported", indico_csv(["ann", ""]), "indico-csv", ["ann"], [(3, "row has no 'email'")]),
+    ("csv-saved-again-with-semicolons", indico_csv(["ann", "ben"]).replace(",", ";"), "indico-csv", ["ann", "ben"], []),
     ("plain-list-with-comments", plain(["ann", "ben"]) + "\n# late registrations\n" + address("cat") + "  # paid\n",
      "plain", ["ann", "ben", "cat"], []),
     ("plain-list-case-insensitive-duplicate", plain(["ann"]) + "ANN@Example.org\n", "plain", ["ann"],

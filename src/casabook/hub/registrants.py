@@ -163,8 +163,10 @@ def _from_indico_json(path, text, claim):
 
 def _from_indico_csv(path, text, claim):
     found = RegistrantList(path, "indico-csv")
-    dialect = csv.Sniffer().sniff(text.splitlines()[0], delimiters=",;\t")
-    reader = csv.reader(io.StringIO(text), dialect)
+    header_line = text.splitlines()[0]
+    # Indico writes commas; a spreadsheet saved again may use semicolons or tabs.
+    delimiter = max(",;\t", key=header_line.count)
+    reader = csv.reader(io.StringIO(text), delimiter=delimiter)
     header = [cell.strip() for cell in next(reader, [])]
     lowered = [cell.lower() for cell in header]
     wanted = EMAIL_HEADERS if claim == "email" else (claim.lower(),)
