@@ -126,6 +126,22 @@ def test_no_walk_in_when_walk_ins_are_not_allowed(closed_door):
     answer = closed_door.hub.api("POST", "casabook/cap", json={"admit": "walker"})
     assert answer.status_code == 204, answer.text
     assert closed_door.login("walker") == 302
+    assert closed_door.hub.api("POST", "casabook/cap", json={"admit": ""}).status_code == 400
+
+
+def test_casabook_admit_gives_a_place_from_the_waiting_list(closed_door, capsys, monkeypatch):
+    from casabook.cli import main
+
+    assert closed_door.login("stroller") == 403
+    assert "stroller" in [e["name"] for e in closed_door.hub.cap_status()["waitlist"]]
+    monkeypatch.setenv("CASABOOK_API_TOKEN", closed_door.hub.api_token)
+    assert main(["--root", str(closed_door.root), "admit", "--facility", "local", "stroller",
+                 "--hub-url", closed_door.hub.hub_url]) == 0
+    assert "admitted 1" in capsys.readouterr().out
+    assert closed_door.login("stroller") == 302
+    assert main(["--root", str(closed_door.root), "admit", "--facility", "local", "",
+                 "--hub-url", closed_door.hub.hub_url]) == 2
+    assert "[admit-refused]" in capsys.readouterr().err
     assert closed_door.hub.cap_status()["waitlist"] == []
 
 

@@ -166,6 +166,13 @@ def _cmd_stats(args: argparse.Namespace) -> int:
                        console=out_console(), plot=_path(args.plot))
 
 
+def _cmd_admit(args: argparse.Namespace) -> int:
+    from casabook.hub.admit import run_command
+
+    return run_command(_root(args), facility_name=args.facility, names=args.names, hub_url=args.hub_url,
+                       console=out_console())
+
+
 def _cmd_schema(args: argparse.Namespace) -> int:
     from casabook.schema import default_folder, write_schemas
 
@@ -450,6 +457,19 @@ def _add_stats(commands: argparse._SubParsersAction) -> None:
                        help="where the plot of connections goes (default: <repository>/.casabook/stats/connections-<facility>.png)")
 
 
+def _add_admit(commands: argparse._SubParsersAction) -> None:
+    admit = _add_command(
+        commands, "admit", handler=_cmd_admit,
+        help="give a place to people on the waiting list, during the workshop (no restart)",
+        description="Give a place to people the cap refused (they are on its waiting list): each then gets in "
+        "as a registrant does and holds a place. Needs the organisers' token.",
+        examples=["casabook admit --facility local ann", "casabook admit --facility local ann ben --hub-url "
+                  "http://127.0.0.1:8000"])
+    _add_facility(admit, "the facility whose hub to tell")
+    admit.add_argument("names", nargs="+", metavar="USER", help="hub user names, as the waiting list shows them")
+    _add_hub_url(admit)
+
+
 def _add_schema(commands: argparse._SubParsersAction) -> None:
     schema = _add_command(
         commands, "schema", handler=_cmd_schema,
@@ -472,7 +492,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", metavar="DIR", help=ROOT_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_check, _add_links, _add_data, _add_book, _add_validate, _add_hub, _add_up, _add_rehearse,
-                _add_prewarm, _add_stats, _add_schema):
+                _add_prewarm, _add_stats, _add_admit, _add_schema):
         add(commands)
     return parser
 

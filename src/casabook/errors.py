@@ -87,6 +87,7 @@ CODES: dict[str, str] = {
     "registration-in-repository": "the registration list is inside the repository (it holds personal data)",
     "registration-unreadable": "the registration list or its mapping file cannot be read",
     "registrant-row": "a row of the registration list is unreadable, a duplicate, or lacks the matching field",
+    "admit-refused": "the hub did not give the place `casabook admit` asked for",
     "mapping-row": "a line of the registrants' mapping file is not 'address,username', or maps an address twice",
     # rehearsals
     "bad-participants": "a rehearsal needs at least one attendee",
