@@ -38,4 +38,6 @@ configure(
     # `casabook validate --hub`: its service's token and the user it runs notebooks as.
     validator_token=os.environ.get("CASABOOK_VALIDATOR_TOKEN"),
     validator_user=os.environ.get("CASABOOK_VALIDATOR_USER"),
+    # Tracks may name registration lists of their own.
+    tracks=load_workshop(_root).tracks.values() if _facility.registration else (),
 )

@@ -21,7 +21,7 @@ from casabook.yamlfile import read_yaml
 COMMANDS = [
     (["check"], True), (["links"], True), (["data"], False), (["data", "fetch"], False), (["data", "list"], False),
     (["book"], True), (["validate"], True), (["hub"], True), (["hub", "render"], False), (["up"], True),
-    (["rehearse"], True), (["prewarm"], True), (["stats"], False), (["schema"], False),
+    (["rehearse"], True), (["prewarm"], True), (["stats"], False), (["admit"], False), (["schema"], False),
     (["facility"], False), (["facility", "snapshot"], False),
 ]
 

@@ -7,6 +7,8 @@ the checks here look at every notebook and facility and report all findings in o
 from __future__ import annotations
 
 import json
+import os
+from collections.abc import Mapping
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Literal
@@ -79,16 +81,57 @@ def check_notebook(workshop: Workshop, track: Track, path: str, *, fix: bool = F
     return findings
 
 
-def check_capacity(facility: Facility) -> list[Finding]:
-    caps, resources = facility.caps, facility.resources
+def check_capacity(facility: Facility, participants: int | None = None, label: str = "") -> list[Finding]:
+    """Cores and memory for `participants` (default: the cap) against what the facility gives."""
+    resources = facility.resources
+    count = facility.caps.participants if participants is None else participants
     findings = []
     for what, per_user, total, unit in (
         ("cores", resources.cores_per_user, resources.total_cores, ""),
         ("memory", resources.memory_gib_per_user, resources.total_memory_gib, " GiB"),
     ):
-        needed = caps.participants * per_user
-        detail = f"{caps.participants} participants x {per_user:g}{unit} = {needed:g}{unit} of {total:g}{unit}"
-        findings.append(Finding("capacity", f"{facility.name} {what}", "ok" if needed <= total else "error", detail))
+        needed = count * per_user
+        detail = f"{count} participants x {per_user:g}{unit} = {needed:g}{unit} of {total:g}{unit}"
+        findings.append(Finding("capacity", f"{facility.name} {what}{label}", "ok" if needed <= total else "error",
+                                detail))
+    return findings
+
+
+def check_registration(workshop: Workshop, facility: Facility,
+                       environ: Mapping[str, str] = os.environ) -> list[Finding]:
+    """The registration list against the cap and the facility's capacity: how many places are left."""
+    from casabook.registration import read, row_problems
+
+    if facility.registration is None:
+        return []
+    subject = f"{facility.name} registration"
+    try:
+        found = read(facility, workshop.root, environ, workshop.tracks.values())
+    except CasabookError as error:
+        status: Status = "warning" if error.code == "registration-unset" else "error"
+        return [Finding("registration", subject, status, "; ".join(m.render() for m in error.mistakes))]
+    assert found is not None
+    findings = [Finding("registration", f"{row.file}:{row.line}", "warning" if row.line in one.duplicate_rows
+                        else "error", row.message) for one in found.each for row in row_problems(one)]
+    for name, one in found.tracks.items():
+        track_cap = workshop.tracks[name].participant_cap
+        findings.append(Finding("registration", f"track {name}", "ok" if len(one) <= track_cap else "error",
+                                f"{len(one)} registered for the track, of its participant_cap {track_cap} "
+                                f"(tracks/{name}.yml)"))
+    registered, cap = len(found), facility.caps.participants
+    walk_ins = facility.registration.walk_ins
+    if registered > cap:
+        findings.append(Finding("registration", subject, "error",
+                                f"{registered} registered, above the cap of {cap} (hub-config/{facility.name}.yml "
+                                "caps.participants): registrants always get in, so the hub would hold "
+                                f"{registered}"))
+    else:
+        left = cap - registered
+        detail = (f"{registered} registered of {cap} places: {left} left for walk-ins" if walk_ins == "up-to-cap"
+                  else f"{registered} registered of {cap} places: {left} unused (walk_ins: none)")
+        findings.append(Finding("registration", subject, "ok", detail))
+    if registered > cap:  # within the cap, the capacity check of the cap covers them
+        findings.extend(check_capacity(facility, registered, " (registered)"))
     return findings
 
 
@@ -128,6 +171,7 @@ def run_checks(workshop: Workshop, *, fix: bool = False) -> list[Finding]:
         findings.extend(check_track_links(workshop, track))
     for name in sorted({track.facility for track in workshop.tracks.values()}):
         findings.extend(check_capacity(workshop.facilities[name]))
+        findings.extend(check_registration(workshop, workshop.facilities[name]))
     findings.extend(orphan_notebooks(workshop))
     # What a strict book build would refuse in the markdown, found without building.
     findings.extend(Finding("markdown", f"{p.notebook} {p.place}", "error", f"{p.message} [{p.rule}]")

@@ -181,6 +181,13 @@ def _cmd_stats(args: argparse.Namespace) -> int:
     from casabook.hub.stats import run_command
 
     return run_command(_root(args), facility_name=args.facility, hub_url=args.hub_url, fmt=args.format,
+                       console=out_console(), plot=_path(args.plot))
+
+
+def _cmd_admit(args: argparse.Namespace) -> int:
+    from casabook.hub.admit import run_command
+
+    return run_command(_root(args), facility_name=args.facility, names=args.names, hub_url=args.hub_url,
                        console=out_console())
 
 
@@ -466,7 +473,9 @@ def _add_prewarm(commands: argparse._SubParsersAction) -> None:
     _add_facility(prewarm, "the facility whose hub to warm")
     who = prewarm.add_mutually_exclusive_group(required=True)
     who.add_argument("--users", metavar="A,B,...", help="these participants (each must have logged in once)")
-    who.add_argument("--registered", action="store_true", help="every registered participant")
+    who.add_argument("--registered", action="store_true",
+                     help="the registration list's people where the facility has one (those whose user name the "
+                     "list cannot give must log in once first), else every participant who logged in once")
     _add_hub_url(prewarm)
     _add_tracks(prewarm, many=False, help="whose materials to pull (default: the first track on the facility)")
     _add_materials(prewarm)
@@ -478,13 +487,31 @@ def _add_prewarm(commands: argparse._SubParsersAction) -> None:
 def _add_stats(commands: argparse._SubParsersAction) -> None:
     stats = _add_command(
         commands, "stats", handler=_cmd_stats,
-        help="participants registered against the cap, active in 24 h, servers running, total ever (the hub's REST API)",
-        description="Ask a hub's REST API how many participants registered (against the cap), were active in the "
-        "last 24 hours, have a server running, and came in total.",
-        examples=["casabook stats --facility local", "casabook stats --facility local --format json"])
+        help="registered, connected, active now, servers running, refused; per session; a plot of connections "
+        "(aggregates only)",
+        description="Ask a hub's REST API how many registered (the registration list, else the places taken), "
+        "connected at least once, are active now, have a server running and were refused; who connected during "
+        "each session of the schedule; and plot connections over the session times. Figures only: no names.",
+        examples=["casabook stats --facility local", "casabook stats --facility local --format json",
+                  "casabook stats --facility local --plot /tmp/connections.png"])
     _add_facility(stats, "the facility whose hub to ask")
     _add_hub_url(stats)
     _add_format(stats, ("table", "json"))
+    stats.add_argument("--plot", metavar="PNG",
+                       help="where the plot of connections goes (default: <repository>/.casabook/stats/connections-<facility>.png)")
+
+
+def _add_admit(commands: argparse._SubParsersAction) -> None:
+    admit = _add_command(
+        commands, "admit", handler=_cmd_admit,
+        help="give a place to people on the waiting list, during the workshop (no restart)",
+        description="Give a place to people the cap refused (they are on its waiting list): each then gets in "
+        "as a registrant does and holds a place. Needs the organisers' token.",
+        examples=["casabook admit --facility local ann", "casabook admit --facility local ann ben --hub-url "
+                  "http://127.0.0.1:8000"])
+    _add_facility(admit, "the facility whose hub to tell")
+    admit.add_argument("names", nargs="+", metavar="USER", help="hub user names, as the waiting list shows them")
+    _add_hub_url(admit)
 
 
 def _add_schema(commands: argparse._SubParsersAction) -> None:
@@ -527,7 +554,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--root", metavar="DIR", help=ROOT_HELP)
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for add in (_add_check, _add_links, _add_data, _add_book, _add_validate, _add_hub, _add_up, _add_rehearse,
-                _add_prewarm, _add_stats, _add_schema, _add_facility_command):
+                _add_prewarm, _add_stats, _add_admit, _add_schema, _add_facility_command):
         add(commands)
     return parser
 

@@ -85,6 +85,13 @@ CODES: dict[str, str] = {
     "no-identity-provider": "the hub's login does not lead to an identity provider",
     "no-prewarm-token": "no token to prewarm servers with",
     "unknown-participant": "a user never logged in to this hub",
+    # registration
+    "registration-unset": "the environment variable naming the registration list (or its mapping) is not set",
+    "registration-in-repository": "the registration list is inside the repository (it holds personal data)",
+    "registration-unreadable": "the registration list or its mapping file cannot be read",
+    "registrant-row": "a row of the registration list is unreadable, a duplicate, or lacks the matching field",
+    "admit-refused": "the hub did not give the place `casabook admit` asked for",
+    "mapping-row": "a line of the registrants' mapping file is not 'address,username', or maps an address twice",
     # rehearsals
     "bad-participants": "a rehearsal needs at least one attendee",
     "cap-with-hub-url": "--cap cannot change the cap of a hub already running",

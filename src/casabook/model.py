@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Annotated, Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from casabook.errors import CasabookError, collect
 from casabook.image import Image, layered, read_image_file
@@ -27,6 +27,14 @@ ENV_NAME_PATTERN = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 START_PATTERN = r"^([01]?\d|2[0-3]):([0-5]\d)$"
 DOTTED_PATH_PATTERN = re.compile(r"^[A-Za-z_]\w*(\.[A-Za-z_]\w*)+$")
 
+def _env_name_only(value: str) -> str:
+    if not ENV_NAME_PATTERN.match(value):
+        raise ValueError("expected the NAME of an environment variable (letters, digits, _), not a path")
+    return value
+
+
+# A file's path (personal data, a secret) is named by an environment variable, never written here.
+EnvName = Annotated[str, AfterValidator(_env_name_only)]
 PositiveInt = Annotated[int, Field(gt=0)]
 PositiveFloat = Annotated[float, Field(gt=0)]
 
@@ -116,6 +124,20 @@ class Spawner(Strict):
         return self
 
 
+class Registration(Strict):
+    file_env: EnvName | None = Field(None, description="name of the environment variable holding the path of the "
+                                 "registration list (Indico's registrants.json or CSV export, or one e-mail address a "
+                                 "line); the file holds personal data, so it lives outside the repository. Tracks on "
+                                 "the facility may name lists of their own (registration_env)")
+    match_claim: str = Field("email", description="the identity provider's claim a registrant is matched by "
+                             "(compared with the list's e-mail addresses)")
+    mapping_env: EnvName | None = Field(None, description="name of the environment variable holding the path of a "
+                                    "mapping file 'address,username' a line, where the identity provider sends no "
+                                    "e-mail: registrants are then matched by hub user name")
+    walk_ins: Literal["none", "up-to-cap"] = Field("none", description="who else gets in: none, or anyone up to "
+                                                   "the cap once every registrant's place is reserved")
+
+
 class Facility(Strict):
     name: str = Field("", description="taken from the file name")
     title: str = Field(description="the facility's name as people say it, e.g. Coffea-casa at T2 Nebraska (CMS)")
@@ -144,6 +166,8 @@ class Facility(Strict):
     data_root: str = Field(description="where the sample files lie: a folder (relative to the repository) or a root:// URL")
     data_roots: dict[str, str] = Field(default_factory=dict, description="per-dataset roots overriding data_root")
     servicex_endpoint: str = Field("", description="the ServiceX endpoint, where the facility has one")
+    registration: Registration | None = Field(None, description="places go to the people on the organisers' "
+                                              "registration list (default: to whoever logs in first)")
 
     _image: Image | None = PrivateAttr(None)
 
@@ -270,6 +294,9 @@ class Track(Strict):
     notebooks: list[NotebookEntry] = Field(min_length=1, description="the track's notebooks, in teaching order")
     schedule: list[Session] = Field(default_factory=list, description="the sessions and the notebooks each teaches")
     materials: Materials = Field(default_factory=Materials, description="where attendees pull the notebooks from")
+    registration_env: EnvName | None = Field(None, description="name of the environment variable holding the path of "
+                                         "this track's own registration list (its facility's registration says how "
+                                         "it is matched and who else gets in)")
     requirements: list[str] = Field(
         default_factory=list,
         description="PEP 508 requirements every notebook of the track has of its facility's image, e.g. "

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import os
 import sys
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -17,7 +17,7 @@ from urllib.parse import urlsplit
 from traitlets.config import Config
 
 from casabook.errors import CasabookError
-from casabook.model import FACILITIES_DIR, Facility, Workshop, load_facility
+from casabook.model import FACILITIES_DIR, Facility, Track, Workshop, load_facility
 
 CAPS_MODULE = "casabook.hub.caps"
 # Each kind's stock OAuthenticator; casabook.hub.caps holds it capped as Capped<name>.
@@ -177,6 +177,27 @@ def apply_cap(c: Config, facility: Facility, *, contact: str, waitlist_file: str
     c.JupyterHub.spawn_throttle_retry_range = (5, 15)
 
 
+def apply_registration(c: Config, facility: Facility, root: Path, *, state_dir: Path | str,
+                       environ: Mapping[str, str] = os.environ, tracks: Iterable[Track] = ()) -> None:
+    """Places go to the people on the registration lists, the facility's and its tracks'
+    (casabook.hub.caps reads each again when it changes)."""
+    from casabook.registration import paths, read
+
+    # Every participant's logins, registration or not: `casabook stats` counts connections per day from them.
+    c.ParticipantCap.admissions_file = f"{state_dir}/admissions.jsonl"
+    registration = facility.registration
+    where = paths(facility, tracks, root, environ)
+    if registration is None or where is None:
+        c.ParticipantCap.registrants_file = ""
+        return
+    read(facility, root, environ, tracks)  # a list the hub cannot read is a mistake now, not at the first login
+    c.ParticipantCap.registrants_file = str(where.facility or "")
+    c.ParticipantCap.track_registrants_files = {name: str(path) for name, path in where.tracks.items()}
+    c.ParticipantCap.registrants_mapping_file = str(where.mapping or "")
+    c.ParticipantCap.match_claim = registration.match_claim
+    c.ParticipantCap.walk_ins = registration.walk_ins
+
+
 def apply_spawner(c: Config, facility: Facility, root: Path, *, state_dir: Path | None = None,
                   lean_session: bool = True) -> None:
     """Where and how attendees' servers run, what they see, and where they land (JupyterLab)."""
@@ -256,13 +277,14 @@ def configure(c: Config, facility: Facility, root: Path, *, contact: str,
               issuer: str | None = None, participants: int | None = None,
               proxy_command: list[str] | None = None, organiser_token: str | None = None,
               lean_session: bool = True, validator_token: str | None = None,
-              validator_user: str | None = None) -> Config:
+              validator_user: str | None = None, tracks: Iterable[Track] = ()) -> Config:
     """Everything a facility's hub needs, in one Config."""
     hub_url = f"http://{facility.hub.bind_ip}:{ports.public}" if facility.is_local else None
     apply_authenticator(c, facility, client_secret=read_client_secret(facility, environ), issuer=issuer,
                         hub_url=hub_url)
     apply_cap(c, facility, contact=contact,
               waitlist_file=str(state_dir / "waitlist.jsonl"), participants=participants)
+    apply_registration(c, facility, root, state_dir=state_dir, environ=environ, tracks=tracks)
     apply_spawner(c, facility, root, state_dir=state_dir, lean_session=lean_session)
     apply_network(c, facility, ports=ports, state_dir=state_dir, proxy_command=proxy_command)
     if organiser_token:

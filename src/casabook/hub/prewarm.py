@@ -22,19 +22,20 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
+from urllib.parse import quote
 
 import httpx
 from rich.console import Console
 
 from casabook.errors import CasabookError
-from casabook.hub.api import HubAPI, HubAPIError, SpawnFailed, user_path
+from casabook.hub.api import HubAPI, HubAPIError, SpawnFailed
 from casabook.hub.browser import Browser, PageError, PullFailed
 from casabook.hub.validator import is_participant
 from casabook.links import Source
 from casabook.progress import progress_bar
 
 if TYPE_CHECKING:
-    from casabook.model import Facility
+    from casabook.model import Facility, Workshop
 
 PREWARM_SERVICE = "casabook-prewarm"
 PREWARM_ROLE = "casabook-prewarm"
@@ -43,6 +44,12 @@ PREWARM_TOKEN_ENV = "CASABOOK_PREWARM_TOKEN"
 # access:servers: call nbgitpuller inside each server.
 PREWARM_SCOPES = ("list:users", "read:users", "servers", "access:servers")
 MAX_RETRIES = 8
+
+
+def server_path(name: str) -> str:
+    """A user's server prefix as JupyterHub spells it (its url_escape_path): '@' and '~' stay as they
+    are, so a user named by an e-mail address reaches /user/ann@example.org/, the server's base URL."""
+    return quote(name, safe="@~")
 
 
 def prewarm_role() -> dict[str, Any]:
@@ -129,7 +136,7 @@ async def prewarm_one(api: HubAPI, browser: Browser, name: str, source: Source, 
         began = time.monotonic()
         try:
             # What nbgitpuller's page does, done by the service into the participant's server.
-            await browser.git_pull(f"{api.hub_url}/user/{user_path(name)}/", {
+            await browser.git_pull(f"{api.hub_url}/user/{server_path(name)}/", {
                 "repo": source.repo, "branch": source.branch, "targetpath": source.targetpath}, timeout=pull_timeout)
         except (PullFailed, PageError, TimeoutError, httpx.HTTPError) as error:
             result.outcome, result.detail = "pull-failed", str(error)[:300]
@@ -175,6 +182,79 @@ async def prewarm(hub_url: str, token: str, source: Source, *, users: list[str] 
     return report
 
 
+# --- prewarm --registered: the registration list's people ------------------------------------
+
+
+@dataclass
+class RegisteredPlan:
+    """Whose servers `prewarm --registered` can start, from the registration list and the hub."""
+
+    names: list[str] = field(default_factory=list)  # hub users: registrants who logged in, or named by the list
+    to_create: list[str] = field(default_factory=list)  # of those, not on the hub yet (the list names them)
+    must_log_in: int = 0  # registrants whose servers cannot be started before they log in once
+    reason: str = ""
+
+
+def username_follows(facility: Facility) -> bool:
+    """Whether the list gives each registrant's hub user name: a mapping file, or the identity
+    provider's user-name claim is the claim the list is matched by (e.g. both the e-mail)."""
+    registration = facility.registration
+    return bool(registration and (registration.mapping_env
+                                  or facility.authenticator.username_claim == registration.match_claim))
+
+
+def plan_registered(facility: Facility, identities: set[str], users: list[dict[str, Any]],
+                    connected: list[str] | None) -> RegisteredPlan:
+    """`identities` from the registration list; `connected` the registrants the cap admitted (None
+    when the token may not read the cap's page)."""
+    on_hub = {u["name"] for u in users if not u.get("admin")}
+    plan = RegisteredPlan()
+    if username_follows(facility):
+        plan.names = sorted(identities)
+        plan.to_create = sorted(identities - on_hub)
+        return plan
+    plan.names = sorted(set(connected or []) & on_hub) if connected is not None else sorted(on_hub)
+    plan.must_log_in = max(0, len(identities) - len(plan.names))
+    plan.reason = (f"the hub's user names come from the identity provider's {facility.authenticator.username_claim!r} "
+                   f"claim, which the registration list (matched by {facility.registration.match_claim!r}) does not "
+                   "hold, so the hub learns each name at the first login")
+    return plan
+
+
+async def create_users(hub_url: str, admin_token: str, names: list[str]) -> None:
+    """Registrants' hub users, before they log in: the cap counts each as a registrant holding its place."""
+    if names:
+        async with HubAPI(hub_url, admin_token) as api:
+            await api.request("POST", "users", json={"usernames": names})
+
+
+async def registered_plan(workshop: Workshop, facility: Facility, hub_url: str, token: str) -> RegisteredPlan:
+    from casabook.hub.organiser import organiser_token
+    from casabook.registration import read
+
+    root = workshop.root
+    found = read(facility, root, tracks=workshop.tracks.values())
+    assert found is not None
+    admin = organiser_token(root)
+    async with HubAPI(hub_url, admin or token) as api:
+        users = await api.users()
+        try:
+            connected = (await api.request("GET", "casabook/cap")).json()["registration"]["connected"]
+        except (CasabookError, HubAPIError, KeyError, TypeError):
+            connected = None  # the prewarm service may not read the organisers' page
+    plan = plan_registered(facility, found.identities, users, connected)
+    if plan.to_create:
+        if admin:
+            await create_users(hub_url, admin, plan.to_create)
+        else:
+            # The prewarm service may not create users (least privilege): those must log in once.
+            plan.names = [n for n in plan.names if n not in plan.to_create]
+            plan.must_log_in, plan.to_create = len(plan.to_create), []
+            plan.reason = ("creating their hub users needs the organisers' token (CASABOOK_API_TOKEN); the prewarm "
+                           "service's token may not create users")
+    return plan
+
+
 # --- the `casabook prewarm` command ----------------------------------------------------------
 
 
@@ -217,6 +297,10 @@ def run_command(root: Path, *, facility_name: str, users: list[str] | None, hub_
         (t for t in workshop.tracks.values() if t.facility == facility.name), next(iter(workshop.tracks.values())))
     source = default_source(workshop.root, chosen, repo=repo, branch=branch, hub_url=url)
     token, origin = resolve_token(workshop.root, facility, url)
+    plan = None
+    if users is None and facility.registration is not None:
+        plan = asyncio.run(registered_plan(workshop, facility, url, token))
+        users = plan.names
     with progress_bar(Console(stderr=True), "prewarm", transient=False) as bar:
         def done(user: PrewarmedUser) -> None:
             bar.advance()
@@ -226,7 +310,8 @@ def run_command(root: Path, *, facility_name: str, users: list[str] | None, hub_
             url, token, source, users=users, concurrency=concurrency or min(facility.caps.concurrent_spawns, 10),
             spawn_timeout=facility.hub.start_timeout_seconds + 60, on_selected=bar.total, on_done=done))
     if fmt == "json":
-        print(json.dumps({**report.to_json(), "token": origin}, indent=2))
+        registered = {"must_log_in": plan.must_log_in, "created": plan.to_create} if plan is not None else {}
+        print(json.dumps({**report.to_json(), "token": origin, **registered}, indent=2))
     else:
         table = Table(title=f"Prewarm of {facility.name} at {url} ({report.seconds:.1f} s; token: {origin})",
                       title_justify="left")
@@ -238,4 +323,11 @@ def run_command(root: Path, *, facility_name: str, users: list[str] | None, hub_
         console.print(table)
         console.print(f"{report.ready} of {len(report.users)} servers running with {source.repo} "
                       f"({source.branch}) in ~/{source.targetpath}", highlight=False)
+    if plan is not None and plan.must_log_in:
+        console.print(must_log_in_message(plan), highlight=False)
     return 0 if report.ready == len(report.users) else 1
+
+
+def must_log_in_message(plan: RegisteredPlan) -> str:
+    return (f"{plan.must_log_in} registrant{'s' if plan.must_log_in != 1 else ''} must log in once before their "
+            f"server can be prewarmed: {plan.reason}.")

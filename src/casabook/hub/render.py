@@ -19,7 +19,7 @@ from traitlets.config import Config
 
 from casabook import atomic
 from casabook.errors import CasabookError
-from casabook.hub import caps, chart
+from casabook.hub import caps, chart, registrants
 from casabook.hub.config import (
     DEFAULT_URL,
     apply_authenticator,
@@ -45,6 +45,11 @@ SECRET_KEY = "client-secret"
 # hub.services token and keeps it across upgrades.
 HUB_SECRET = "hub"
 EXTRA_CONFIG_KEY = "casabook-cap"
+# Where the hub pod sees the registration list (a Secret's keys, as files).
+REGISTRANTS_DIR = "/srv/casabook-registration"
+REGISTRANTS_KEY = "registrants"
+MAPPING_KEY = "mapping"
+TRACK_KEY = "track-"
 
 # jupyterhub-idle-culler (the chart runs it as a hub service), sized for a workshop day.
 CULL = {
@@ -105,13 +110,47 @@ def extra_config(facility: Facility) -> str:
     jupyterhub_config.d hooks on KubeSpawner, loaded before it) stays as it is.
     """
     return "\n".join([
-        "# casabook: the participant cap (casabook.hub.caps), inlined: the hub image lacks casabook.",
+        "# casabook: the participant cap (casabook.hub.caps) and the registration list it reads",
+        "# (casabook.hub.registrants), inlined: the hub image lacks casabook.",
+        inspect.getsource(registrants).rstrip(),
+        "",
         inspect.getsource(caps).rstrip(),
         "",
         f"c.JupyterHub.authenticator_class = {authenticator_expression(facility)}",
         f"c.{section(facility)}.client_secret = os.environ[{facility.authenticator.client_secret_env!r}]",
         "",
     ])
+
+
+def registrants_secret(facility: Facility) -> str:
+    return f"casabook-{facility.name}-registrants"
+
+
+def registration_values(workshop: Workshop, facility: Facility) -> dict[str, Any]:
+    """The registration list on the chart's hub: a Kubernetes Secret the organisers create from the
+    file (never the values), mounted read-only. Kubernetes swaps a mounted Secret's files when the
+    Secret changes, which the cap sees as a new modification time and reads again."""
+    registration = facility.registration
+    if registration is None:
+        return {}
+    cap = {"registrants_file": f"{REGISTRANTS_DIR}/{REGISTRANTS_KEY}", "match_claim": registration.match_claim,
+           "walk_ins": registration.walk_ins, "admissions_file": f"{HUB_DATA_DIR}/casabook-admissions.jsonl"}
+    if not registration.file_env:
+        cap["registrants_file"] = ""
+    if registration.mapping_env:
+        cap["registrants_mapping_file"] = f"{REGISTRANTS_DIR}/{MAPPING_KEY}"
+    tracks = registration_tracks(workshop, facility)
+    if tracks:
+        cap["track_registrants_files"] = {name: f"{REGISTRANTS_DIR}/{TRACK_KEY}{name}" for name in tracks}
+    volume = "casabook-registrants"
+    return {"config": {"ParticipantCap": cap},
+            "extraVolumes": [{"name": volume, "secret": {"secretName": registrants_secret(facility)}}],
+            "extraVolumeMounts": [{"name": volume, "mountPath": REGISTRANTS_DIR, "readOnly": True}]}
+
+
+def registration_tracks(workshop: Workshop, facility: Facility) -> list[str]:
+    """The tracks on the facility that name a registration list of their own."""
+    return [t.name for t in workshop.tracks.values() if t.facility == facility.name and t.registration_env]
 
 
 def organiser_admins(workshop: Workshop, facility: Facility) -> list[str]:
@@ -136,7 +175,10 @@ def hub_values(workshop: Workshop, facility: Facility) -> dict[str, Any]:
     if admins := organiser_admins(workshop, facility):
         config["Authenticator"]["admin_users"] = admins
     env_name = facility.authenticator.client_secret_env
+    registration = registration_values(workshop, facility)
+    config["ParticipantCap"].update(registration.pop("config", {}).get("ParticipantCap", {}))
     return {
+        **registration,
         "config": config,
         "extraConfig": {EXTRA_CONFIG_KEY: extra_config(facility)},
         "extraEnv": {env_name: {"valueFrom": {"secretKeyRef": {"name": secret_name(facility), "key": SECRET_KEY}}}},
@@ -221,6 +263,16 @@ def render(workshop: Workshop, facility: Facility, chart_name: str = "z2jh") -> 
     if facility.authenticator.class_name:
         header += (f"# The hub imports {facility.authenticator.class_name} (authenticator.class_name): the hub image "
                    "must have it (coffea-casa's chart mounts its CoffeaOAuthenticator as oauthenticator.coffea).\n")
+    if facility.registration:
+        files = [f" --from-file={REGISTRANTS_KEY}=<the list>"] if facility.registration.file_env else []
+        files += [f" --from-file={TRACK_KEY}{name}=<track {name}'s list>"
+                  for name in registration_tracks(workshop, facility)]
+        files += [f" --from-file={MAPPING_KEY}=<the mapping file>"] if facility.registration.mapping_env else []
+        header += (f"# The registration list (personal data: never in these values): kubectl create secret generic "
+                   f"{registrants_secret(facility)}{''.join(files)}; update it "
+                   "the same way (--dry-run=client -o yaml | kubectl apply -f -) and the hub reads it again.\n"
+                   "# hub.extraVolumes and hub.extraVolumeMounts are lists: Helm replaces yours with them; merge "
+                   "by hand if your values have some.\n")
     header += "# Give this file last to helm (-f yours.yaml -f this.yaml): its settings win over the facility's own.\n"
     return header + yaml.dump(values, Dumper=_BlockDumper, sort_keys=False, width=120)
 
