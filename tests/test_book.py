@@ -430,6 +430,7 @@ def test_markdown_special_characters_in_track_text_are_shown_as_written():
 def repository_book(tmp_path_factory) -> Path:
     """The repository's own book (its notebooks with their outputs and math), built in a copy."""
     root = copy_workshop(tmp_path_factory.mktemp("repository") / "workshop")
+    hosted_remote(root)  # published as an attendee's hub would clone it
     return build_book(load_workshop(root))
 
 

@@ -24,7 +24,7 @@ from casabook.errors import CasabookError
 from casabook.hub.config import configure, load_hub_facility
 from casabook.hub.registrants import read_mapping, read_registrants
 from casabook.model import Registration
-from casabook.registration import read, row_problems
+from casabook.hub.registration import read, row_problems
 
 REPO = Path(__file__).resolve().parents[1]
 CONTACT = "Org <org@casabook.invalid>"

@@ -100,7 +100,7 @@ def check_capacity(facility: Facility, participants: int | None = None, label: s
 def check_registration(workshop: Workshop, facility: Facility,
                        environ: Mapping[str, str] = os.environ) -> list[Finding]:
     """The registration list against the cap and the facility's capacity: how many places are left."""
-    from casabook.registration import read, row_problems
+    from casabook.hub.registration import read, row_problems
 
     if facility.registration is None:
         return []

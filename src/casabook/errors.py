@@ -85,6 +85,14 @@ CODES: dict[str, str] = {
     "no-identity-provider": "the hub's login does not lead to an identity provider",
     "no-prewarm-token": "no token to prewarm servers with",
     "unknown-participant": "a user never logged in to this hub",
+    # validate --hub
+    "not-a-hub": "the URL answers, but not as JupyterHub does",
+    "hub-api": "the hub refused a REST call of the day-before run",
+    "no-validation-user": "the hub has no validation user (its config creates it through a role)",
+    "hub-spawn": "the validation user's server did not start",
+    "hub-stop": "the validation user's server was still running after it was asked to stop",
+    "which-facility": "the hub's URL matches no facility, or several: --facility says which",
+    "track-not-on-hub": "a --track runs on another facility than the hub's",
     # registration
     "registration-unset": "the environment variable naming the registration list (or its mapping) is not set",
     "registration-in-repository": "the registration list is inside the repository (it holds personal data)",

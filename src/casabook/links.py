@@ -209,15 +209,19 @@ def check_links(root: Path, links: list[LaunchLink]) -> list[LinkProblem]:
     - any other repo cannot be checked without the network: a warning says so.
     """
     remotes = _remotes(root)
-    # A hub on this machine and one elsewhere clone the same source from different places.
-    groups: dict[tuple[Source, bool], list[LaunchLink]] = {}
+    # One check per source, hub and track file: a hub on this machine and one elsewhere clone the same
+    # source from different places, and a problem's message names the hub and the track file to mend.
+    def key(link: LaunchLink) -> tuple[Source, str, str]:
+        return link.source, link.hub_url, link.source.given.tracks_file
+
+    groups: dict[tuple[Source, str, str], list[LaunchLink]] = {}
     for link in links:
-        groups.setdefault((link.source, is_loopback_url(link.hub_url)), []).append(link)
-    checked = {key: _check_source(root, remotes, group[0], [link.notebook for link in group])
-               for key, group in groups.items()}
+        groups.setdefault(key(link), []).append(link)
+    checked = {group_key: _check_source(root, remotes, group[0], [link.notebook for link in group])
+               for group_key, group in groups.items()}
     problems: list[LinkProblem] = []
     for link in links:
-        state = checked[(link.source, is_loopback_url(link.hub_url))]
+        state = checked[key(link)]
         if state.problem:
             problems.append(LinkProblem(link, *state.problem, whole_source=True))
         elif link.notebook in state.notebooks:

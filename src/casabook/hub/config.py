@@ -181,7 +181,7 @@ def apply_registration(c: Config, facility: Facility, root: Path, *, state_dir: 
                        environ: Mapping[str, str] = os.environ, tracks: Iterable[Track] = ()) -> None:
     """Places go to the people on the registration lists, the facility's and its tracks'
     (casabook.hub.caps reads each again when it changes)."""
-    from casabook.registration import paths, read
+    from casabook.hub.registration import paths, read
 
     # Every participant's logins, registration or not: `casabook stats` counts connections per day from them.
     c.ParticipantCap.admissions_file = f"{state_dir}/admissions.jsonl"

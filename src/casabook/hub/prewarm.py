@@ -230,7 +230,7 @@ async def create_users(hub_url: str, admin_token: str, names: list[str]) -> None
 
 async def registered_plan(workshop: Workshop, facility: Facility, hub_url: str, token: str) -> RegisteredPlan:
     from casabook.hub.organiser import organiser_token
-    from casabook.registration import read
+    from casabook.hub.registration import read
 
     root = workshop.root
     found = read(facility, root, tracks=workshop.tracks.values())

@@ -22,7 +22,7 @@ import httpx
 from casabook.model import Track, Workshop
 from casabook.validation.fingerprint import digest
 from casabook.validation.hubsession import HubTarget
-from casabook.validation.plan import INJECTED_PARAMETERS
+from casabook.validation.plan import OFFERED_PARAMETERS
 from casabook.validation.results import CellRef, Failure, Limits, RunResult
 
 OUTPUT_DIR = "output"  # the notebooks' own convention: results beside the notebook, in output/
@@ -52,7 +52,7 @@ def run_notebook(run: HubRun, target: HubTarget, server_url: str, token: str, li
     """Run one pulled notebook in the server's kernel with papermill, under the notebook's limit."""
     import nbformat
 
-    from casabook.validation.checks import static_failures
+    from casabook.validation.checks import declared_parameters, static_failures
 
     began = time.monotonic()
     executed = output / target.folder / run.notebook
@@ -60,15 +60,18 @@ def run_notebook(run: HubRun, target: HubTarget, server_url: str, token: str, li
     executed.unlink(missing_ok=True)
     facility = target.facility
     session = facility.session_environment(workshop.root)
-    parameters = dict(zip(INJECTED_PARAMETERS, (session.get("CASABOOK_DATA_ROOT", ""), facility.dask_scheduler or "",
-                                                OUTPUT_DIR), strict=True))
+    offered = dict(zip(OFFERED_PARAMETERS, (session.get("CASABOOK_DATA_ROOT", ""), facility.dask_scheduler or "",
+                                            OUTPUT_DIR), strict=True))
     with httpx.Client(base_url=server_url, headers={"Authorization": f"token {token}"}, timeout=60) as client:
         model = _contents(client, run.api_path)
         if model is None:
             return run_result(run, target, output, executed, began, [Failure(
                 kind="pull", message=f"{run.api_path} is not in {target.user}'s server after the pull")])
         nb = nbformat.from_dict(model["content"])
-        failures = static_failures(nb, facility, injected=parameters, session_variables=session, language="python")
+        # As offline: papermill injects only what the notebook's parameters cell declares.
+        parameters = {name: offered[name] for name in declared_parameters(nb, OFFERED_PARAMETERS) or ()}
+        failures = static_failures(nb, facility, facility.image, session_variables=session,
+                                   requirements=run.track.requirements, language="python")
         if failures:
             return run_result(run, target, output, executed, began, failures)
         client.delete(f"api/contents/{quote(run.output_api_path)}")  # an earlier run's results are not this one's
