@@ -18,6 +18,7 @@ import yaml
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from casabook.cli import main
+from casabook.testing.remotes import hosted_remote
 from casabook.testing.workshops import REPO, git, make_workshop
 
 # Written elsewhere, as it is: a title, imports, a histogram; no `parameters` cell, no casabook conventions.
@@ -51,15 +52,16 @@ def test_a_new_track_from_the_readme_passes_check_validate_and_book(tmp_path: Pa
     (root / path).parent.mkdir(parents=True, exist_ok=True)
     nbformat.write(nb, root / path)  # step 1: the notebook in notebooks/<track>/
     git(root, "init", "-q", "-b", "main")
-    git(root, "remote", "add", "origin", "https://github.com/casabook-example/workshop.git")
     git(root, "add", "-A")
     git(root, "commit", "-q", "-m", "the LHCb track")
+    hosted_remote(root, "https://github.com/casabook-example/workshop.git")  # step 3: commit, push
 
     # Step 3: casabook check.
     assert main(["--root", str(root), "check", "--format", "json"]) == 0, capsys.readouterr().out
     findings = json.loads(capsys.readouterr().out)["findings"]
     mine = {f["check"]: f for f in findings if f["subject"] == path}
     assert set(mine) == {"nbformat", "kernel", "imports", "requirements"}
+    assert all(f["status"] == "ok" for f in findings if f["check"] == "links")
     assert mine["requirements"]["status"] == "ok" and track["requirements"][0] in mine["requirements"]["detail"]
 
     out = tmp_path / "validate"
