@@ -13,6 +13,11 @@ OIDC provider), N attendees clicking one launch link evenly within a ramp:
     .venv/bin/python benchmarks/bench_rehearse.py [--participants 100] [--ramp 10] [--cap 60]
         [--runs cold,prewarm,cap] [--run-first-cell] [--output DIR]
 
+Each run's figures, besides the time to notebook and the CPU-s per attendee by part (hub, proxy,
+identity provider, servers), are what a person meets: the error pages (JupyterHub's 'Too many
+users' among them; goal 0), the reloads after them, the refused's time to the full page (goal p95
+<= 5 s) and the largest place in the spawn line shown.
+
 Writes DIR/<run>.json (casabook.rehearsal.crowd's rehearsal.json), DIR/bench.json (the figures below) and
 DIR/time-to-notebook.png (cold against prewarmed). The machine is shared: the load average at the
 start and end of each run is printed with it.
