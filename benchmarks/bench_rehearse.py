@@ -13,6 +13,11 @@ OIDC provider), N attendees clicking one launch link evenly within a ramp:
     .venv/bin/python benchmarks/bench_rehearse.py [--participants 100] [--ramp 10] [--cap 60]
         [--runs cold,prewarm,cap] [--run-first-cell] [--output DIR]
 
+Each run's figures, besides the time to notebook and the CPU-s per attendee by part (hub, proxy,
+identity provider, servers), are what a person meets: the error pages (JupyterHub's 'Too many
+users' among them; goal 0), the reloads after them, the refused's time to the full page (goal p95
+<= 5 s) and the largest place in the spawn line shown.
+
 Writes DIR/<run>.json (casabook.rehearsal.crowd's rehearsal.json), DIR/bench.json (the figures below) and
 DIR/time-to-notebook.png (cold against prewarmed). The machine is shared: the load average at the
 start and end of each run is printed with it.
@@ -67,11 +72,20 @@ def figures(name: str, rehearsal: Rehearsal, load_before: str) -> dict[str, obje
     row = {
         "run": name, "participants": s["participants"], "cap": s["cap"], "ramp_s": rehearsal.plan.ramp_s,
         "in": s["in"], "admitted": s["admitted"], "refused": s["refused"], "spawn_failures": s["spawn_failures"],
-        "other_failures": s["other_failures"], "spawned": s["spawned"], "http_429": s["http_429"],
-        "retries": s["retries"], "p50_s": ttn["p50"], "p95_s": ttn["p95"], "max_s": ttn["max"],
+        "other_failures": s["other_failures"], "spawned": s["spawned"],
+        # What a person meets: error pages (JupyterHub's 'Too many users' among them), reloads after
+        # them, the refused's wait for the full page, the largest place in the spawn line shown.
+        "error_pages": s["error_pages"], "too_many_users_pages": s["error_pages_too_many_users"],
+        "attendees_meeting_error_pages": s["attendees_meeting_error_pages"],
+        "error_pages_max_per_attendee": s["error_pages_max_per_attendee"], "http_429": s["http_429"],
+        "retries": s["retries"], "refused_full_page_p50_s": s["time_to_full_page_s"]["p50"],
+        "refused_full_page_p95_s": s["time_to_full_page_s"]["p95"],
+        "waited_in_line": s["place_in_line"]["waited"], "place_in_line_max": s["place_in_line"]["max"],
+        "p50_s": ttn["p50"], "p95_s": ttn["p95"], "max_s": ttn["max"],
         "login_p95_s": s["login_s"]["p95"], "after_login_p95_s": s["after_login_s"]["p95"],
         "spawn_p95_s": s["spawn_s"]["p95"], "pull_p95_s": s["pull_s"]["p95"],
         "cpu_s_per_attendee": fp.get("cpu_seconds_per_attendee"),
+        "cpu_s_per_attendee_by_part": fp.get("cpu_seconds_per_attendee_by_part"),
         "server_rss_mib_per_attendee": fp.get("server_rss_mib_per_attendee"),
         "rss_mib_peak": fp.get("rss_mib_peak"), "cpu_seconds": fp.get("cpu_seconds"),
         "hub_view": rehearsal.hub_view, "wall_s": s["seconds"], "load_before": load_before, "load_after": load(),

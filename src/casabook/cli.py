@@ -165,7 +165,7 @@ def _cmd_rehearse(args: argparse.Namespace) -> int:
         facility=args.facility, participants=args.participants, ramp_s=args.ramp,
         run_first_cell=args.run_first_cell, hub_url=args.hub_url, output=_path(args.output), cap=args.cap,
         track=args.track, notebook=args.notebook, repo=args.repo, branch=args.branch, login=args.login,
-        timeout_s=args.timeout, name_prefix=args.name_prefix), out_console())
+        timeout_s=args.timeout, name_prefix=args.name_prefix, fmt=args.format), out_console())
 
 
 def _cmd_prewarm(args: argparse.Namespace) -> int:
@@ -460,6 +460,7 @@ def _add_rehearse(commands: argparse._SubParsersAction) -> None:
                           help="per attendee (default: twice the facility's start timeout plus 300)")
     rehearse.add_argument("--name-prefix", default="attendee", help="attendee names: <prefix>-001, ... "
                           "(the same names again are returning participants)")
+    _add_format(rehearse, ("table", "json"))
 
 
 def _add_prewarm(commands: argparse._SubParsersAction) -> None:

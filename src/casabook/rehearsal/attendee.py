@@ -6,8 +6,10 @@ the notebook, without JavaScript but with every request the pages' scripts make.
     with the page's _xsrf) -> JupyterLab on the notebook [-> a kernel runs the first code cell]
 
 Each page is recognised by what the attendee sees on it (a form, "This workshop is full", a 429
-"try again", a progress bar), so the outcome is what a person would report. Every loop is bounded
-in steps and in time; every request goes to 127.0.0.1 only.
+"try again", a progress bar), so the outcome is what a person would report. What a person meets on
+the way is counted too: every error page (any 4xx/5xx page but the workshop-full one), each reload
+or button press after one, the time to the full page, and the place in the spawn line the progress
+page showed. Every loop is bounded in steps and in time; every request goes to 127.0.0.1 only.
 """
 
 from __future__ import annotations
@@ -28,11 +30,17 @@ import httpx
 
 from casabook.hub.api import user_path
 from casabook.hub.browser import SCRIPT, Browser, OffLoopback, PageError, PullFailed, check_loopback, page_text
-from casabook.rehearsal.results import AttendeeResult, Outcome
+from casabook.rehearsal.results import AttendeeResult, ErrorPage, Outcome
 
 MAX_PAGES = 40  # page loads per attendee: a launch needs about 12
-MAX_RETRIES = 8  # "try again" pages (429) an attendee sits through before giving up
+MAX_RETRIES = 8  # reloads after error pages an attendee makes before giving up
 FULL_PAGE = "workshop is full"
+RELOAD_WAIT_S = 5.0  # how long a person looks at an error page that names no wait before reloading it
+# Pages a reload can get past: the hub's "try again" (429) and the proxy's while a server comes up.
+PASSING = (429, 502, 503, 504)
+# casabook.hub.line's progress messages: "In line for a server: 12 ahead of you (20 starting now)",
+# and "In line for a server: you are next (...)" for 0 ahead.
+PLACE = re.compile(r"(\d+) ahead of you|(you are next)")
 
 
 @dataclass
@@ -58,6 +66,22 @@ def _page_message(page: str) -> str:
              or re.search(r"<h1>(.*?)</h1>", page, re.S) or re.search(r"<p>(.*?)</p>", page, re.S))
     text = re.sub(r"<[^>]+>", " ", found.group(1) if found else page)
     return " ".join(html.unescape(text).split())[:300]
+
+
+def place_in_line(events: list[dict[str, Any]]) -> int | None:
+    """The largest place in the spawn line that a progress stream's messages showed; None where
+    none said one (no line, or the attendee's turn came before the page asked)."""
+    places = [0 if found.group(2) else int(found.group(1))
+              for event in events if (found := PLACE.search(str(event.get("message", ""))))]
+    return max(places, default=None)
+
+
+def _api_message(response: httpx.Response) -> str:
+    """The hub's REST error ({"status": 429, "message": ...}) as its page would say it."""
+    try:
+        return str(response.json().get("message", ""))[:300]
+    except ValueError:
+        return page_text(response)[:300]
 
 
 def _attr(page: str, name: str) -> str | None:
@@ -119,7 +143,7 @@ class Attendee:
             self.result.outcome = Outcome.ERROR
             self.result.detail = f"unexpected {error.__class__.__name__}: {error}"[:300]
         finally:
-            self.result.retries += browser.transport_retries
+            self.result.transport_retries += browser.transport_retries
             if self.session is None:
                 await browser.close()
         return self.result
@@ -149,9 +173,12 @@ class Attendee:
                 self.result.login_s = round((answered or time.monotonic()) - click, 3)
                 continue
             if status == 403 and FULL_PAGE in page.lower():
+                self.result.time_to_full_page = round(time.monotonic() - click, 3)
                 raise Stop(Outcome.REFUSED, _page_message(page))
-            if status == 429:
-                response = await self._try_again(browser, response)
+            if status >= 400:
+                self._met(status, path, _page_message(page))
+            if status in PASSING and "Spawn failed" not in page:
+                response = await self._reload(browser, response)
                 continue
             if "/hub/spawn-pending/" in path and status == 200:
                 await self._watch_spawn(browser, url, page)
@@ -173,7 +200,8 @@ class Attendee:
                     re.search(r'href="([^"]+)"[^>]*id="start"', page, re.S)
                 if "Spawn failed" in page or not start:
                     raise Stop(Outcome.SPAWN_FAILED, _page_message(page))
-                self.result.retries += 1
+                if status >= 400:
+                    self._retry()  # a retry after an error page; a start button on a plain page is none
                 response = await browser.navigate(str(response.url.join(html.unescape(start.group(1)))))
                 continue
             if status >= 500 and "spawn" in page.lower():
@@ -190,19 +218,35 @@ class Attendee:
                      next(sent for sent, _, _, path in browser.hops if "/hub/spawn-pending/" in path))
         self.result.spawn_s = round(ready_at - began, 3)
 
-    async def _try_again(self, browser: Browser, response: httpx.Response) -> httpx.Response:
-        """A 429 page ("Too many users trying to log in right now. Try again in 30 seconds"):
-        the attendee waits as told, then reloads."""
-        self.result.http_429 += 1
+    def _met(self, status: int, path: str, message: str) -> None:
+        self.result.error_pages.append(ErrorPage(status, path, message, round(time.monotonic() - self.clicked, 3)))
+        if status == 429:
+            self.result.http_429 += 1
+
+    def _retry(self) -> None:
+        """One more try after an error page; after MAX_RETRIES the person gives up instead."""
+        if self.result.retries >= MAX_RETRIES:
+            last = self.result.error_pages[-1] if self.result.error_pages else None
+            said = f": the last, HTTP {last.status}: {last.message}" if last else ""
+            raise Stop(Outcome.GAVE_UP, f"{len(self.result.error_pages)} error pages{said}"[:300])
         self.result.retries += 1
-        if self.result.retries > MAX_RETRIES:
-            raise Stop(Outcome.GAVE_UP, f"{self.result.http_429} 'try again' pages: {_page_message(page_text(response))}")
+
+    async def _reload(self, browser: Browser, response: httpx.Response) -> httpx.Response:
+        """An error page that may pass (429 "Too many users trying to log in right now. Try again
+        in 30 seconds", or the proxy's 503): the person waits as told (or a few seconds), then
+        reloads it. The hub's OAuth callback is single-use: there the person clicks the link again."""
+        self._retry()
         try:
-            wait = float(response.headers.get("Retry-After", "10"))
+            wait = float(response.headers.get("Retry-After", RELOAD_WAIT_S))
         except ValueError:
-            wait = 10.0
+            wait = RELOAD_WAIT_S
         await asyncio.sleep(min(max(wait, 1.0), self.max_retry_wait))
-        return await browser.navigate(str(response.url))
+        again = self.launch_url if response.url.path.endswith("/oauth_callback") else str(response.url)
+        return await browser.navigate(again)
+
+    def _saw_place(self, events: list[dict[str, Any]]) -> None:
+        seen = [p for p in (self.result.place_in_line, place_in_line(events)) if p is not None]
+        self.result.place_in_line = max(seen, default=None)
 
     async def _watch_spawn(self, browser: Browser, url: str, page: str) -> None:
         found = re.search(r'new EventSource\("([^"]+)"\)', page)
@@ -213,6 +257,7 @@ class Attendee:
         params = {key: unquote(value) for key, value in query.items()}
         base = f"{progress.scheme}://{progress.netloc}{progress.path}"
         events = await browser.events(base, params=params, timeout=self.spawn_timeout)
+        self._saw_place(events)
         last = events[-1] if events else {}
         if last.get("failed"):
             raise Stop(Outcome.SPAWN_FAILED, str(last.get("message", "spawn failed")))
@@ -250,16 +295,16 @@ class Attendee:
             check_loopback(api)
             response = await browser.client.post(f"{api}/server")
             if response.status_code == 429:
+                # The hub's spawn page would show this as its 429 page: counted as one.
+                self._met(429, urlsplit(api).path + "/server", _api_message(response))
+                self._retry()
                 await asyncio.sleep(min(float(response.headers.get("Retry-After", "10")), self.max_retry_wait))
-                self.result.http_429 += 1
-                self.result.retries += 1
                 continue
             break
-        else:
-            raise Stop(Outcome.GAVE_UP, f"{self.result.http_429} 'try again' answers")
         if response.status_code in (201, 202):
             self.result.spawned = True
             events = await browser.events(f"{api}/server/progress", params={}, timeout=self.spawn_timeout)
+            self._saw_place(events)
             if not (events and events[-1].get("ready")):
                 raise Stop(Outcome.SPAWN_FAILED, str(events[-1:]))
             self.result.spawn_s = round(time.monotonic() - began, 3)
@@ -267,10 +312,14 @@ class Attendee:
             raise Stop(Outcome.SPAWN_FAILED, f"HTTP {response.status_code}: {page_text(response)[:200]}")
         page_url = f"{hub}/user/{user_path(self.name)}/git-pull?{parts.query}"
         response = await browser.navigate(page_url)
+        if response.status_code >= 400:
+            self._met(response.status_code, response.url.path, _page_message(page_text(response)))
         if response.status_code != 200 or "data-xsrf" not in page_text(response):
             raise Stop(Outcome.ERROR, f"HTTP {response.status_code} at the git-pull page")
         target = await self._pull(browser, str(response.url), page_text(response))
         response = await browser.navigate(target)
+        if response.status_code >= 400:
+            self._met(response.status_code, response.url.path, _page_message(page_text(response)))
         if response.status_code != 200:
             raise Stop(Outcome.ERROR, f"HTTP {response.status_code} at {response.url.path}")
         self.page = response

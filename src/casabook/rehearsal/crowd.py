@@ -169,6 +169,7 @@ class RehearseOptions:
     login: str | None = None  # default: oidc where the facility's identity provider is the local one
     timeout_s: float | None = None
     name_prefix: str = "attendee"
+    fmt: str = "table"  # table: the rich tables; json: the same figures as JSON on stdout
 
 
 def choose_link(workshop: Workshop, facility: Facility, hub_url: str, options: RehearseOptions) -> str:
@@ -216,6 +217,7 @@ def run_command(root: Path, options: RehearseOptions, console: Console) -> int:
     """Rehearse, print the results, write rehearsal.json and the plot. 0 when every attendee either
     reached the notebook or met the workshop-full page; 1 otherwise."""
     import datetime as dt
+    import json
     import tempfile
 
     from casabook.rehearsal.footprint import hub_pid_for
@@ -223,7 +225,7 @@ def run_command(root: Path, options: RehearseOptions, console: Console) -> int:
     from casabook.model import load_workshop
     from casabook.hub.organiser import identity_provider_of, organiser_token
     from casabook.rehearsal.stack import RehearsalStack
-    from casabook.rehearsal.report import render, write_outputs
+    from casabook.rehearsal.report import figures, render, write_outputs
 
     if options.participants < 1:
         raise CasabookError("bad-participants", "expected at least 1 attendee", key="--participants")
@@ -233,6 +235,9 @@ def run_command(root: Path, options: RehearseOptions, console: Console) -> int:
     output = options.output or workshop.root / ".casabook" / "rehearsals" / f"{facility.name}-{stamp}"
     stack: RehearsalStack | None = None
     state = None
+    results = console
+    if options.fmt == "json":
+        console = Console(stderr=True)  # progress and status beside the JSON, not in it
     try:
         if options.hub_url:
             if options.cap:
@@ -283,7 +288,10 @@ def run_command(root: Path, options: RehearseOptions, console: Console) -> int:
                 stack.stop()
         if state:
             state.cleanup()
-    render(rehearsal, console, title=f"Rehearsal of {facility.name}")
-    console.print(f"results: {json_path}\nplot:    {plot}", highlight=False)
+    if options.fmt == "json":
+        print(json.dumps(figures(rehearsal, results=json_path, plot=plot), indent=2))
+    else:
+        render(rehearsal, results, title=f"Rehearsal of {facility.name}")
+        results.print(f"results: {json_path}\nplot:    {plot}", highlight=False)
     s = rehearsal.summary()
     return 0 if s["in"] + s["refused"] == s["participants"] else 1

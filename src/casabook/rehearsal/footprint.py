@@ -98,6 +98,7 @@ class Footprint:
             "cpu_seconds": cpu,
             "cpu_seconds_total": round(sum(cpu.values()), 2),
             "cpu_seconds_per_attendee": round(sum(cpu.values()) / per, 2),
+            "cpu_seconds_per_attendee_by_part": {role: round(value / per, 3) for role, value in cpu.items()},
             "server_cpu_seconds_per_attendee": round(cpu["servers"] / per, 2),
             "rss_mib_end": {role: round(value / mib, 1) for role, value in self.rss_last.items()},
             "rss_mib_peak": {role: round(value / mib, 1) for role, value in self.rss_peak.items()},

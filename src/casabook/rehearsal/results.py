@@ -9,6 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
@@ -31,6 +32,21 @@ class Outcome:
 ADMITTED = (Outcome.IN, Outcome.CELL_FAILED, Outcome.PULL_FAILED, Outcome.SPAWN_FAILED)
 
 
+@dataclass(frozen=True)
+class ErrorPage:
+    """An error page the attendee landed on (any 4xx/5xx page but the workshop-full one)."""
+
+    status: int
+    path: str
+    message: str  # its visible text, as the attendee read it
+    at_s: float  # seconds after the click
+
+    @property
+    def too_many_users(self) -> bool:
+        """JupyterHub's concurrent_spawn_limit page: "Too many users trying to log in right now"."""
+        return self.status == 429 and "too many users" in self.message.lower()
+
+
 @dataclass
 class AttendeeResult:
     name: str
@@ -43,8 +59,14 @@ class AttendeeResult:
     pull_s: float | None = None
     first_cell_s: float | None = None
     spawned: bool = False
-    http_429: int = 0
-    retries: int = 0
+    time_to_full_page: float | None = None  # click -> the workshop-full page (the refused)
+    # The largest place in the spawn line the progress page showed ("12 ahead of you"; 0: "you
+    # are next"); None where the attendee never waited in line (or the hub has no line).
+    place_in_line: int | None = None
+    error_pages: list[ErrorPage] = field(default_factory=list)
+    http_429: int = 0  # 'try again' answers (pages, or the REST API's where logins are by token)
+    retries: int = 0  # what a person does after an error page: reload it, or press its button
+    transport_retries: int = 0  # connections closed unanswered, which the browser itself retried once
     pages: int = 0
     detail: str = ""
 
@@ -94,6 +116,8 @@ class Rehearsal:
     def summary(self) -> dict[str, Any]:
         outcomes = Counter(a.outcome for a in self.attendees)
         times = sorted(a.time_to_notebook for a in self.attendees if a.time_to_notebook is not None)
+        pages = [page for a in self.attendees for page in a.error_pages]
+        places = [a.place_in_line for a in self.attendees if a.place_in_line is not None]
         admitted = sum(outcomes[o] for o in ADMITTED)
         return {
             "participants": self.plan.participants,
@@ -105,8 +129,18 @@ class Rehearsal:
             "other_failures": {o: n for o, n in sorted(outcomes.items())
                                if o not in (Outcome.IN, Outcome.REFUSED, Outcome.SPAWN_FAILED)},
             "spawned": sum(a.spawned for a in self.attendees),
+            "error_pages": len(pages),
+            "error_pages_too_many_users": sum(page.too_many_users for page in pages),
+            "error_pages_by_status": {str(status): n for status, n in sorted(Counter(p.status for p in pages).items())},
+            "attendees_meeting_error_pages": sum(bool(a.error_pages) for a in self.attendees),
+            "error_pages_max_per_attendee": max((len(a.error_pages) for a in self.attendees), default=0),
             "http_429": sum(a.http_429 for a in self.attendees),
             "retries": sum(a.retries for a in self.attendees),
+            "transport_retries": sum(a.transport_retries for a in self.attendees),
+            "time_to_full_page_s": _spread([a.time_to_full_page for a in self.attendees]),
+            # Only the attendees who waited in line: who never did has no place.
+            "place_in_line": {"waited": len(places), "max": max(places, default=None),
+                              "p50": percentile(places, 50), "p95": percentile(places, 95)},
             "time_to_notebook_s": {"p50": percentile(times, 50), "p95": percentile(times, 95),
                                    "max": times[-1] if times else None, "n": len(times)},
             "login_s": _spread([a.login_s for a in self.attendees]),
@@ -125,7 +159,7 @@ class Rehearsal:
                 "attendees": [a.to_json() for a in self.attendees]}
 
 
-def percentile(values: list[float], p: float) -> float | None:
+def percentile(values: Sequence[float], p: float) -> float | None:
     """Nearest-rank percentile (no interpolation): the value at least p% of attendees reached."""
     if not values:
         return None
