@@ -26,7 +26,7 @@ AUTHENTICATOR_CLASSES = {
     "cilogon": ("CILogonOAuthenticator", "CappedCILogonOAuthenticator"),
     "github": ("GitHubOAuthenticator", "CappedGitHubOAuthenticator"),
 }
-KUBESPAWNER_CLASS = "kubespawner.KubeSpawner"
+KUBESPAWNER_CLASS = "casabook.hub.line.KubeSpawnerInLine"
 LOCAL_SPAWNER_CLASS = "casabook.hub.spawner.LocalSessionSpawner"
 ORGANISER_SERVICE = "casabook-organiser"
 DEFAULT_URL = "/lab"
@@ -146,10 +146,6 @@ def apply_cap(c: Config, facility: Facility, *, contact: str, waitlist_file: str
     c.ParticipantCap.contact = contact
     c.ParticipantCap.waitlist_file = waitlist_file
     c.JupyterHub.active_server_limit = facility.caps.concurrent_servers
-    c.JupyterHub.concurrent_spawn_limit = facility.caps.concurrent_spawns
-    # JupyterHub's default asks a throttled attendee to come back in 30-60 s; a spawn slot frees
-    # within seconds, so retrying sooner shortens a crowd's wait (measured by casabook rehearse).
-    c.JupyterHub.spawn_throttle_retry_range = (5, 15)
 
 
 def apply_spawner(c: Config, facility: Facility, root: Path, *, state_dir: Path | None = None,
@@ -187,6 +183,13 @@ def apply_spawner(c: Config, facility: Facility, root: Path, *, state_dir: Path 
         # terminals stay.
         disabled = ", ".join(f"{name!r}: False" for name in SESSION_EXTENSIONS_OFF)
         c.Spawner.args = [*c.Spawner.args, f"--ServerApp.jpserver_extensions={{{disabled}}}"]
+
+
+def apply_spawn_line(c: Config, facility: Facility) -> None:
+    """Past concurrent_spawns, attendees wait in line on the progress page (casabook.hub.line):
+    the spawner keeps the limit, and JupyterHub's own, which answers with an error page, is lifted."""
+    c.JupyterHub.concurrent_spawn_limit = 0
+    c.SpawnLine.concurrent_spawns = facility.caps.concurrent_spawns
 
 
 def apply_network(c: Config, facility: Facility, *, ports: Ports, state_dir: Path | None = None,
@@ -238,6 +241,7 @@ def configure(c: Config, facility: Facility, root: Path, *, contact: str,
     apply_cap(c, facility, contact=contact,
               waitlist_file=str(state_dir / "waitlist.jsonl"), participants=participants)
     apply_spawner(c, facility, root, state_dir=state_dir, lean_session=lean_session)
+    apply_spawn_line(c, facility)
     apply_network(c, facility, ports=ports, state_dir=state_dir, proxy_command=proxy_command)
     if organiser_token:
         apply_organiser_token(c, organiser_token)

@@ -4,6 +4,8 @@ JupyterHub checks whether a new server answers with an exponential backoff (0.2 
 1.6 s, ...), so a server ready after 1.5 s is noticed at about 3 s: an attendee waits for the
 backoff, not for the server. This spawner watches the server's port every 50 ms before handing
 over, and JupyterHub's first check then succeeds at once.
+
+Past `SpawnLine.concurrent_spawns`, attendees wait in line first (casabook.hub.line).
 """
 
 import asyncio
@@ -11,10 +13,12 @@ import asyncio
 from jupyterhub.spawner import SimpleLocalProcessSpawner
 from traitlets import Float
 
+from casabook.hub.line import SpawnLine
+
 PORT_POLL_SECONDS = 0.05
 
 
-class LocalSessionSpawner(SimpleLocalProcessSpawner):
+class LocalSessionSpawner(SpawnLine, SimpleLocalProcessSpawner):
     port_poll_interval = Float(PORT_POLL_SECONDS, config=True,
                                help="How often to look whether the new server listens, in seconds.")
 
