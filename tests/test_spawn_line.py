@@ -18,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from casabook.hub.line import Line, Ticket, place_message
+from casabook.hub.line import Line, SpawnLine, Ticket, in_line, place_message
 from casabook.hub.local import LocalStack
 from hubfixtures import REPO_ROOT, TEST_CONTACT
 
@@ -138,6 +138,19 @@ def test_watchers_hear_of_every_move():
         await asyncio.wait_for(heard, 1)
 
     run(scenario())
+
+
+def test_in_line_keeps_the_spawners_own_config_section():
+    from jupyterhub.spawner import SimpleLocalProcessSpawner
+    from traitlets.config import Config
+
+    c = Config()
+    c.SimpleLocalProcessSpawner.home_dir_template = "/srv/homes/{username}"
+    c.SpawnLine.concurrent_spawns = 7
+    spawner = in_line(SimpleLocalProcessSpawner)(config=c)
+    assert isinstance(spawner, SpawnLine) and isinstance(spawner, SimpleLocalProcessSpawner)
+    assert spawner.home_dir_template == "/srv/homes/{username}"
+    assert spawner.concurrent_spawns == 7 and spawner.line.places == 7
 
 
 @pytest.mark.parametrize(("ahead", "holding", "message"), [

@@ -40,6 +40,7 @@ class Ticket:
         self.turn: asyncio.Future[None] | None = None  # set while waiting
         self.holding = False
         self.gone = False
+        self.started = asyncio.Event()  # the spawner's own start has been called
 
 
 class Line:
@@ -172,7 +173,10 @@ class SpawnLine(Spawner):
         self.log.info("%s's turn in the spawn line after %.1f s; %d waiting, %d starting",
                       ticket.name, time.monotonic() - ticket.joined, len(line.waiting), line.holding)
         try:
-            result = await super().start()
+            # KubeSpawner's start sets the future its progress follows as it is called.
+            starting = super().start()
+            ticket.started.set()
+            result = await starting
         except BaseException:
             line.leave(ticket)
             raise
@@ -218,6 +222,8 @@ class SpawnLine(Spawner):
         if waited:
             yield {"progress": 10, "message": f"Your turn: starting your server after "
                                               f"{time.monotonic() - ticket.joined:.0f} s in line"}
+        # The spawner's own progress follows its start: not before that start has begun.
+        await ticket.started.wait()
         async for event in super().progress():
             yield event
 
