@@ -108,7 +108,8 @@ def apply_authenticator(c: Config, facility: Facility, *, client_secret: str | N
         for key, url in oidc_endpoints(facility, issuer).items():
             s[key] = url
         s.scope = list(auth.scopes)
-        s.username_claim = auth.username_claim
+        s.username_claim = (ClaimOrSubject(auth.username_claim) if auth.kind == "local-oidc"
+                            else auth.username_claim)
         s.login_service = ("casabook (local identity provider)" if auth.kind == "local-oidc"
                            else urlsplit(auth.issuer or "").hostname or "OIDC")
     elif auth.kind == "cilogon":
@@ -126,6 +127,18 @@ def apply_authenticator(c: Config, facility: Facility, *, client_secret: str | N
         s.auth_state_groups_key = f"oauth_user.{auth.groups_claim or 'groups'}"
         s.allowed_groups = set(auth.allowed_groups)
         s.admin_groups = set(auth.admin_groups)
+
+
+@dataclass(frozen=True)
+class ClaimOrSubject:
+    """OAuthenticator's username_claim as a callable: the user name from `claim`, else the OIDC
+    subject. The local identity provider holds no claims for a name typed on its page that nobody
+    registered: it sends that name as `sub` alone."""
+
+    claim: str
+
+    def __call__(self, user_info: Mapping[str, object]) -> object:
+        return user_info.get(self.claim) or user_info.get("sub")
 
 
 def organisers_contact(workshop: Workshop, facility: Facility) -> str:
