@@ -19,7 +19,7 @@ import httpx
 import pytest
 
 from casabook.hub.line import Line, SpawnLine, Ticket, in_line, place_message
-from casabook.hub.local import LocalStack
+from casabook.hub.local import LocalStack, LoginRefused
 from hubfixtures import REPO_ROOT, TEST_CONTACT
 
 # --- the line on its own -------------------------------------------------------------------
@@ -167,6 +167,7 @@ SLOW_USER = "slowpoke"
 SLOW_SECONDS = 8
 IMPATIENT_TIMEOUT = 3
 PLACES = 1
+PARTICIPANTS = 12
 
 # Appended to the repository's hub configuration: one place, and two attendees with servers
 # of their own kind, set by a documented JupyterHub hook: slowpoke's server takes SLOW_SECONDS
@@ -199,7 +200,8 @@ class OnePlaceStack(LocalStack):
 
 @pytest.fixture(scope="module")
 def one_place(tmp_path_factory):
-    stack = OnePlaceStack(root=REPO_ROOT, state_dir=tmp_path_factory.mktemp("hub-state"), contact=TEST_CONTACT)
+    stack = OnePlaceStack(root=REPO_ROOT, state_dir=tmp_path_factory.mktemp("hub-state"), contact=TEST_CONTACT,
+                          participants=PARTICIPANTS)
     stack.start()
     yield stack
     stack.stop()
@@ -329,3 +331,26 @@ def test_a_start_timeout_in_line_fails_that_spawn_and_keeps_nobody_waiting(one_p
     assert turn and float(turn[-1][0]) < 1 and turn[-1][1:] == ("0", "1"), turn
     for name in [SLOW_USER, "erin"]:
         stop_server(stack, name)
+
+
+@pytest.mark.hub
+def test_while_servers_wait_and_start_the_refused_get_the_full_page(one_place):
+    stack = one_place
+    crowd = [Attendee(stack, name) for name in (SLOW_USER, "gus", "hal")]  # logged in: admitted
+    cap = stack.cap_status()
+    for i in range(cap["participants"] - len(cap["admitted"])):
+        stack.login(f"filler-{i}")
+    for attendee in crowd:
+        attendee.start()
+        wait_pending(stack, attendee.name_)
+    # slowpoke's server is starting, the others wait in line: the next newcomer is told at once.
+    with pytest.raises(LoginRefused) as refused:
+        stack.login("one-too-many")
+    assert refused.value.status == 403
+    assert f"This workshop is full ({PARTICIPANTS} places)" in refused.value.page
+    assert stack.api("GET", "users/hal").json()["servers"][""]["pending"] == "spawn"
+    for attendee in crowd:
+        attendee.join(120)
+        stack.wait_ready(attendee.name_)
+    for attendee in crowd:
+        stop_server(stack, attendee.name_)
