@@ -24,21 +24,10 @@ from pathlib import Path
 
 import psutil
 
-from casabook.hub.local import LocalStack
-
 ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT / "tests"))
 
-
-class ModeStack(LocalStack):
-    """The repository's hub configuration, forking lean sessions or not."""
-
-    fork: bool = True
-
-    def config_file(self) -> Path:
-        path = self.state_dir / "jupyterhub_config.py"
-        path.write_text(f"load_subconfig({str(super().config_file())!r})\n"
-                        f"c = get_config()\nc.ForkedProcessSpawner.fork = {self.fork!r}\n")
-        return path
+from localhub import TunedStack, server_process  # noqa: E402
 
 
 def cpu(process: psutil.Process, with_children: bool = True) -> float:
@@ -49,16 +38,6 @@ def cpu(process: psutil.Process, with_children: bool = True) -> float:
     return t.user + t.system + ((t.children_user + t.children_system) if with_children else 0.0)
 
 
-def server_process(hub: psutil.Process, home: Path) -> psutil.Process:
-    for process in hub.children(recursive=True):
-        try:
-            if Path(process.cwd()) == home:
-                return process
-        except psutil.Error:
-            continue
-    raise RuntimeError(f"no server process runs in {home}")
-
-
 def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
@@ -67,8 +46,8 @@ def run_mode(fork: bool, servers: int) -> list[dict[str, float]]:
     mode = "fork" if fork else "process"
     rows = []
     with tempfile.TemporaryDirectory(prefix="casabook-bench-start-") as tmp:
-        stack = ModeStack(root=ROOT, state_dir=Path(tmp) / "state", contact="bench")
-        stack.fork = fork
+        stack = TunedStack(root=ROOT, state_dir=Path(tmp) / "state", contact="bench",
+                           config=f"c.ForkedProcessSpawner.fork = {fork!r}")
         stack.start()
         try:
             hub = psutil.Process(stack.hub_process.pid)
@@ -80,7 +59,7 @@ def run_mode(fork: bool, servers: int) -> list[dict[str, float]]:
                 stack.api("POST", f"users/{name}/server")
                 stack.wait_ready(name)
                 wall = time.perf_counter() - t0
-                server = server_process(hub, stack.state_dir / "homes" / name)
+                server = server_process(stack, name)
                 row = {"server": cpu(server), "hub": cpu(hub, with_children=False) - before_hub, "wall": wall}
                 rows.append(row)
                 print(f"{mode} {name}: server {row['server']:.2f} CPU-s, hub {row['hub']:.2f} CPU-s, "

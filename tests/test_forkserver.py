@@ -16,6 +16,7 @@ import pytest
 from casabook.hub.local import LocalStack
 from casabook.hub.spawner import SERVER_NICENESS
 from hubfixtures import REPO_ROOT, TEST_CONTACT, materials_repo  # noqa: F401 (fixture)
+from localhub import TunedStack, server_process
 
 pytestmark = pytest.mark.hub
 
@@ -24,10 +25,6 @@ WRAPPED_USER = "wrapped-wanda"
 # The repository's configuration, and one attendee whose command a documented JupyterHub hook
 # wraps (in `env`, which changes nothing): not the lean session command, so not forked.
 TEST_CONFIG = f"""
-load_subconfig({str(REPO_ROOT / "hub-config" / "jupyterhub_config.py")!r})
-c = get_config()
-
-
 def _hook(spawner):
     if spawner.user.name == {WRAPPED_USER!r} and spawner.cmd[0] != "env":
         spawner.cmd = ["env", *spawner.cmd]
@@ -37,37 +34,20 @@ c.Spawner.pre_spawn_hook = _hook
 """
 
 
-class HookedStack(LocalStack):
-    def config_file(self) -> Path:
-        path = self.state_dir / "jupyterhub_config.py"
-        path.write_text(TEST_CONFIG)
-        return path
-
-
 @pytest.fixture(scope="module")
 def stack(tmp_path_factory):
-    stack = HookedStack(root=REPO_ROOT, state_dir=tmp_path_factory.mktemp("hub-state"), contact=TEST_CONTACT)
+    stack = TunedStack(root=REPO_ROOT, state_dir=tmp_path_factory.mktemp("hub-state"), contact=TEST_CONTACT,
+                       config=TEST_CONFIG)
     stack.start()
     yield stack
     stack.stop()
-
-
-def server_of(stack: LocalStack, name: str) -> psutil.Process:
-    home = stack.state_dir / "homes" / name
-    for process in psutil.Process(stack.hub_process.pid).children(recursive=True):
-        try:
-            if Path(process.cwd()) == home:
-                return process
-        except psutil.Error:
-            continue
-    raise AssertionError(f"no process runs in {home}")
 
 
 def start(stack: LocalStack, name: str) -> psutil.Process:
     stack.login(name)
     stack.api("POST", f"users/{name}/server")
     stack.wait_ready(name)
-    return server_of(stack, name)
+    return server_process(stack, name)
 
 
 def listening_ports(process: psutil.Process) -> set[int]:
@@ -98,7 +78,7 @@ def test_forked_servers_each_have_their_own_environment_home_port_and_token(stac
               for name in ("alice", "bob")}
     for owner in ("alice", "bob"):
         home = stack.state_dir / "homes" / owner
-        assert Path(server_of(stack, owner).cwd()) == home
+        assert Path(server_process(stack, owner).cwd()) == home
         (home / f"only-{owner}.txt").write_text(owner)
     for owner in ("alice", "bob"):
         for caller, token in tokens.items():
@@ -115,7 +95,7 @@ def test_forked_servers_each_have_their_own_environment_home_port_and_token(stac
 
 
 def test_a_forked_server_dies_with_its_spawners_stop_and_the_others_keep_running(stack):
-    alice, bob = server_of(stack, "alice"), server_of(stack, "bob")
+    alice, bob = server_process(stack, "alice"), server_process(stack, "bob")
     stack.api("DELETE", "users/alice/server")
     assert gone(alice.pid), "alice's server outlived its stop, or was left a zombie"
     assert bob.is_running() and bob.status() != psutil.STATUS_ZOMBIE
@@ -128,7 +108,7 @@ def test_a_forked_server_pulls_the_materials_into_its_own_home(stack, materials_
     page = stack.launch(browser, materials_repo.launch_url(stack.hub_url, "nb/intro.ipynb"))
     assert page.status_code == 200
     assert (stack.state_dir / "homes" / "carol" / "materials" / "nb" / "intro.ipynb").is_file()
-    assert "casabook.hub.forkserver" in " ".join(server_of(stack, "carol").parent().cmdline())
+    assert "casabook.hub.forkserver" in " ".join(server_process(stack, "carol").parent().cmdline())
 
 
 def test_another_command_starts_as_its_own_process_at_the_same_lower_priority(stack):

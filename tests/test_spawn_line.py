@@ -13,7 +13,6 @@ import json
 import re
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
@@ -21,6 +20,7 @@ import pytest
 from casabook.hub.line import Line, SpawnLine, Ticket, in_line, place_message
 from casabook.hub.local import LocalStack, LoginRefused
 from hubfixtures import REPO_ROOT, TEST_CONTACT
+from localhub import TunedStack
 
 # --- the line on its own -------------------------------------------------------------------
 
@@ -84,18 +84,13 @@ def test_a_timeout_in_line_leaves_it_and_the_next_one_moves_up():
 def test_a_turn_that_comes_as_the_wait_is_cancelled_passes_the_place_on():
     async def scenario():
         line = Line(places=1)
-        holder, unlucky, next_one = Ticket("holder"), Ticket("unlucky"), Ticket("next")
-        await line.take(holder)
-        unlucky_task = asyncio.create_task(line.take(unlucky))
-        await asyncio.sleep(0)
-        next_task = asyncio.create_task(line.take(next_one))
-        await asyncio.sleep(0)
-        line.leave(holder)  # unlucky's turn is set...
-        unlucky_task.cancel()  # ...and its start is cancelled before it runs again
+        tickets, tasks = await _crowd(line, ["holder", "unlucky", "next"])
+        line.leave(tickets["holder"])  # unlucky's turn is set...
+        tasks["unlucky"].cancel()  # ...and its start is cancelled before it runs again
         with pytest.raises(asyncio.CancelledError):
-            await unlucky_task
-        await asyncio.wait_for(next_task, 1)
-        return line, next_one
+            await tasks["unlucky"]
+        await asyncio.wait_for(tasks["next"], 1)
+        return line, tickets["next"]
 
     line, next_one = run(scenario())
     assert next_one.holding and line.holding == 1 and not line.waiting
@@ -104,14 +99,11 @@ def test_a_turn_that_comes_as_the_wait_is_cancelled_passes_the_place_on():
 def test_a_server_stopped_while_in_line_ends_its_wait():
     async def scenario():
         line = Line(places=1)
-        holder, quitter = Ticket("holder"), Ticket("quitter")
-        await line.take(holder)
-        task = asyncio.create_task(line.take(quitter))
-        await asyncio.sleep(0)
-        line.leave(quitter)
+        tickets, tasks = await _crowd(line, ["holder", "quitter"])
+        line.leave(tickets["quitter"])
         with pytest.raises(asyncio.CancelledError):
-            await task
-        line.leave(holder)
+            await tasks["quitter"]
+        line.leave(tickets["holder"])
         return line
 
     line = run(scenario())
@@ -169,13 +161,11 @@ IMPATIENT_TIMEOUT = 3
 PLACES = 1
 PARTICIPANTS = 12
 
-# Appended to the repository's hub configuration: one place, and two attendees with servers
+# After the repository's hub configuration: one place, and two attendees with servers
 # of their own kind, set by a documented JupyterHub hook: slowpoke's server takes SLOW_SECONDS
 # before it starts (it holds the place meanwhile); an attendee named impatient-* gives up after
 # IMPATIENT_TIMEOUT seconds.
 TEST_CONFIG = f"""
-load_subconfig({str(REPO_ROOT / "hub-config" / "jupyterhub_config.py")!r})
-c = get_config()
 c.SpawnLine.concurrent_spawns = {PLACES}
 
 
@@ -191,17 +181,10 @@ c.Spawner.pre_spawn_hook = _hook
 """
 
 
-class OnePlaceStack(LocalStack):
-    def config_file(self) -> Path:
-        path = self.state_dir / "jupyterhub_config.py"
-        path.write_text(TEST_CONFIG)
-        return path
-
-
 @pytest.fixture(scope="module")
 def one_place(tmp_path_factory):
-    stack = OnePlaceStack(root=REPO_ROOT, state_dir=tmp_path_factory.mktemp("hub-state"), contact=TEST_CONTACT,
-                          participants=PARTICIPANTS)
+    stack = TunedStack(root=REPO_ROOT, state_dir=tmp_path_factory.mktemp("hub-state"), contact=TEST_CONTACT,
+                       participants=PARTICIPANTS, config=TEST_CONFIG)
     stack.start()
     yield stack
     stack.stop()
