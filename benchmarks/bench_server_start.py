@@ -4,12 +4,16 @@ figures, asserts nothing).
 For each mode, on a fresh local stack, N servers start one after the other (through the hub's
 API, as a launch link starts them) and each one's CPU is read when it is ready:
   server   CPU-s of the server process from its start to ready (a forked child counts from the fork)
-  hub      CPU-s the hub spent meanwhile
+  hub      CPU-s the hub spent meanwhile (and the proxy, which routes to the server, and the
+           identity provider, for the login)
   wall     seconds from the request to ready
 Modes: process (a new Python per server, `python -m casabook.hub.session`) and fork (children of
 casabook.hub.forkserver, which imported the server once; its one-off import cost is printed).
+With --launch, each attendee instead logs in and follows a launch link to the notebook (server,
+nbgitpuller's pull, JupyterLab's page), and the proxy's CPU is counted too: the whole cost of an
+attendee's first click, server-side.
 
-    .venv/bin/python benchmarks/bench_server_start.py [--servers 5] [--mode fork|process|both]
+    .venv/bin/python benchmarks/bench_server_start.py [--servers 5] [--mode fork|process|both] [--launch]
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "tests"))
 
+from hubfixtures import MaterialsRepo, notebook_text  # noqa: E402
 from localhub import TunedStack, server_process  # noqa: E402
 
 
@@ -42,7 +47,7 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def run_mode(fork: bool, servers: int) -> list[dict[str, float]]:
+def run_mode(fork: bool, servers: int, launch: bool = False) -> list[dict[str, float]]:
     mode = "fork" if fork else "process"
     rows = []
     with tempfile.TemporaryDirectory(prefix="casabook-bench-start-") as tmp:
@@ -51,19 +56,32 @@ def run_mode(fork: bool, servers: int) -> list[dict[str, float]]:
         stack.start()
         try:
             hub = psutil.Process(stack.hub_process.pid)
+            proxy = next(p for p in hub.children() if "configurable-http-proxy" in " ".join(p.cmdline()))
+            assert stack.idp is not None and stack.idp.process is not None
+            idp = psutil.Process(stack.idp.process.pid)
             names = [f"starter{i}" for i in range(servers)]
-            stack.api("POST", "users", json={"usernames": names}).raise_for_status()
+            repo = MaterialsRepo.create(Path(tmp) / "upstream", {"nb/intro.ipynb": notebook_text("x = 1")})
+            if not launch:
+                stack.api("POST", "users", json={"usernames": names}).raise_for_status()
             for name in names:
-                before_hub = cpu(hub, with_children=False)
+                before_hub, before_proxy, before_idp = cpu(hub, with_children=False), cpu(proxy), cpu(idp)
                 t0 = time.perf_counter()
-                stack.api("POST", f"users/{name}/server")
-                stack.wait_ready(name)
+                if launch:
+                    page = stack.launch(stack.login(name), repo.launch_url(stack.hub_url, "nb/intro.ipynb"))
+                    assert page.status_code == 200, page.status_code
+                else:
+                    stack.api("POST", f"users/{name}/server")
+                    stack.wait_ready(name)
                 wall = time.perf_counter() - t0
                 server = server_process(stack, name)
-                row = {"server": cpu(server), "hub": cpu(hub, with_children=False) - before_hub, "wall": wall}
+                row = {"server": cpu(server), "hub": cpu(hub, with_children=False) - before_hub,
+                       "proxy": cpu(proxy) - before_proxy, "idp": cpu(idp) - before_idp, "wall": wall}
+                row["total"] = row["server"] + row["hub"] + row["proxy"] + row["idp"]
                 rows.append(row)
-                print(f"{mode} {name}: server {row['server']:.2f} CPU-s, hub {row['hub']:.2f} CPU-s, "
-                      f"ready in {wall:.2f} s (nice {server.nice()}), {load()}")
+                print(f"{mode} {name}: server {row['server']:.2f} + hub {row['hub']:.2f} + proxy {row['proxy']:.2f} "
+                      f"+ identity provider {row['idp']:.2f} "
+                      f"= {row['total']:.2f} CPU-s, {'notebook' if launch else 'ready'} in {wall:.2f} s "
+                      f"(nice {server.nice()}), {load()}")
             if fork:
                 forker = next(p for p in hub.children() if "casabook.hub.forkserver" in " ".join(p.cmdline()))
                 print(f"fork server (once per hub): {cpu(forker, with_children=False):.2f} CPU-s of imports")
@@ -76,15 +94,19 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--servers", type=int, default=5)
     parser.add_argument("--mode", choices=["fork", "process", "both"], default="both")
+    parser.add_argument("--launch", action="store_true", help="log in and follow a launch link to the notebook")
     args = parser.parse_args(argv)
     print(f"{os.cpu_count()} cores, {load()}")
     results = {}
     for mode in (["process", "fork"] if args.mode == "both" else [args.mode]):
-        results[mode] = run_mode(mode == "fork", args.servers)
+        results[mode] = run_mode(mode == "fork", args.servers, args.launch)
     for mode, rows in results.items():
-        print(f"{mode}: median over {len(rows)} servers: server {statistics.median(r['server'] for r in rows):.2f} "
-              f"CPU-s, hub {statistics.median(r['hub'] for r in rows):.2f} CPU-s, "
-              f"ready in {statistics.median(r['wall'] for r in rows):.2f} s")
+        def median(key: str, rows: list[dict[str, float]] = rows) -> float:
+            return statistics.median(r[key] for r in rows)
+
+        print(f"{mode}: median over {len(rows)} attendees: server {median('server'):.2f} + hub {median('hub'):.2f} "
+              f"+ proxy {median('proxy'):.2f} + identity provider {median('idp'):.2f} = {median('total'):.2f} CPU-s; "
+              f"{'notebook' if args.launch else 'ready'} in {median('wall'):.2f} s")
     print(load())
     return 0
 
