@@ -17,7 +17,7 @@ import time
 import httpx
 import pytest
 
-from casabook.hub.line import Line, SpawnLine, Ticket, in_line, place_message
+from casabook.hub.line import LeftTheLine, Line, SpawnLine, Ticket, in_line, place_message
 from casabook.hub.local import LocalStack, LoginRefused
 from hubfixtures import REPO_ROOT, TEST_CONTACT
 from localhub import TunedStack
@@ -101,7 +101,7 @@ def test_a_server_stopped_while_in_line_ends_its_wait():
         line = Line(places=1)
         tickets, tasks = await _crowd(line, ["holder", "quitter"])
         line.leave(tickets["quitter"])
-        with pytest.raises(asyncio.CancelledError):
+        with pytest.raises(LeftTheLine):
             await tasks["quitter"]
         line.leave(tickets["holder"])
         return line
@@ -300,6 +300,7 @@ def test_a_start_timeout_in_line_fails_that_spawn_and_keeps_nobody_waiting(one_p
     events = progress_events(stack, "impatient-dora")
     assert events[-1].get("failed"), events
     assert "your turn did not come within" in events[-1]["message"], events
+    assert not any(e.get("message", "").startswith("Your turn") for e in events), events
     assert ("left", "impatient-dora") in line_log(stack), stack.log_tail()
     slow.join(120)
     stack.wait_ready(SLOW_USER)

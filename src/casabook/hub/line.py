@@ -13,7 +13,7 @@ whole spawn is over (the server answers and the proxy routes to it), or has fail
 counts towards `start_timeout`: JupyterHub cancels a start that overruns it, and a cancelled
 attendee leaves the line without keeping anyone else waiting.
 
-This module imports only the standard library, JupyterHub and traitlets, so that a chart's hub
+This module imports only the standard library, JupyterHub, tornado and traitlets, so that a chart's hub
 image without casabook can run it from its source (as hub.extraConfig holds casabook.hub.caps).
 `in_line(KubeSpawner)` is KubeSpawner with the line; the local spawner mixes it in itself.
 """
@@ -29,6 +29,10 @@ from traitlets import Integer
 # The line gives up this long before start_timeout, so that the attendee reads why on the
 # progress page rather than JupyterHub's bare "Spawn failed: " of a cancelled start.
 GIVE_UP_MARGIN_SECONDS = 1.0
+
+
+class LeftTheLine(Exception):
+    """The ticket was made to leave while it waited (its server was stopped)."""
 
 
 class Ticket:
@@ -86,12 +90,12 @@ class Line:
 
     def leave(self, ticket: Ticket) -> None:
         """The ticket is done: its place goes to the first one waiting; if it was still waiting,
-        its wait ends (cancelled). Safe to call more than once."""
+        its wait ends with LeftTheLine. Safe to call more than once."""
         if ticket in self.waiting:
             self.waiting.remove(ticket)
             ticket.gone = True
             if ticket.turn is not None and not ticket.turn.done():
-                ticket.turn.cancel()
+                ticket.turn.set_exception(LeftTheLine(ticket.name))
             self._moved()
             return
         if not ticket.holding:
@@ -219,6 +223,8 @@ class SpawnLine(Spawner):
                 shown = message
                 yield {"progress": 5, "message": message}
             await line.moved()
+        if ticket.gone and not ticket.started.is_set():
+            return  # it left the line without its turn (a timeout): JupyterHub reports the failure
         if waited:
             yield {"progress": 10, "message": f"Your turn: starting your server after "
                                               f"{time.monotonic() - ticket.joined:.0f} s in line"}
