@@ -66,6 +66,7 @@ CASES = [
     ("local", "JupyterHub", "active_server_limit", 100),
     ("local", "JupyterHub", "concurrent_spawn_limit", 0),
     ("local", "SpawnLine", "concurrent_spawns", 20),
+    ("local", "JupyterHub", "tornado_settings", {"slow_spawn_timeout": 2}),
     ("local", "JupyterHub", "bind_url", "http://127.0.0.1:18000"),
     ("local", "JupyterHub", "hub_bind_url", "http://127.0.0.1:18081"),
     ("local", "ConfigurableHTTPProxy", "api_url", "http://127.0.0.1:18001"),

@@ -271,6 +271,9 @@ def test_past_the_limit_attendees_wait_in_line_and_start_by_themselves_in_arriva
         assert attendee.response is not None
         assert attendee.response.status_code != 429, attendee.response.text[:500]
         assert attendee.response.status_code == 302, (attendee.name_, attendee.response.status_code)
+    for attendee in attendees:  # each waited longer than slowpoke's start: shown the page meanwhile
+        assert attendee.response.headers["location"].startswith(f"/hub/spawn-pending/{attendee.name_}"), \
+            attendee.response.headers["location"]
     for position, name in enumerate(crowd):
         messages = [e.get("message", "") for e in events[name]]
         assert events[name][-1].get("ready"), (name, messages)

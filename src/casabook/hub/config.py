@@ -32,6 +32,7 @@ ORGANISER_SERVICE = "casabook-organiser"
 DEFAULT_URL = "/lab"
 SESSION_MODULE = "casabook.hub.session"
 SESSION_EXTENSIONS_OFF = ("jupyter_lsp", "notebook_shim")
+SPAWN_PENDING_PAGE_AFTER_SECONDS = 2
 
 
 @dataclass(frozen=True)
@@ -203,6 +204,10 @@ def apply_spawn_line(c: Config, facility: Facility) -> None:
     the spawner keeps the limit, and JupyterHub's own, which answers with an error page, is lifted."""
     c.JupyterHub.concurrent_spawn_limit = 0
     c.SpawnLine.concurrent_spawns = facility.caps.concurrent_spawns
+    # JupyterHub holds the attendee's click this long before showing the spawn-pending page
+    # (default 10 s, a blank wait); the page is where the line tells them their place.
+    settings = dict(c.JupyterHub.tornado_settings) if "tornado_settings" in c.JupyterHub else {}
+    c.JupyterHub.tornado_settings = {**settings, "slow_spawn_timeout": SPAWN_PENDING_PAGE_AFTER_SECONDS}
 
 
 def apply_network(c: Config, facility: Facility, *, ports: Ports, state_dir: Path | None = None,
