@@ -7,6 +7,7 @@ API, as a launch link starts them) and each one's CPU is read when it is ready:
   hub      CPU-s the hub spent meanwhile (and the proxy, which routes to the server, and the
            identity provider, for the login)
   wall     seconds from the request to ready
+  memory   the server's unique set size (what it does not share, with the fork server say)
 Modes: process (a new Python per server, `python -m casabook.hub.session`) and fork (children of
 casabook.hub.forkserver, which imported the server once; its one-off import cost is printed).
 With --launch, each attendee instead logs in and follows a launch link to the notebook (server,
@@ -77,11 +78,13 @@ def run_mode(fork: bool, servers: int, launch: bool = False) -> list[dict[str, f
                 row = {"server": cpu(server), "hub": cpu(hub, with_children=False) - before_hub,
                        "proxy": cpu(proxy) - before_proxy, "idp": cpu(idp) - before_idp, "wall": wall}
                 row["total"] = row["server"] + row["hub"] + row["proxy"] + row["idp"]
+                # Memory the server has to itself (a forked child shares the fork server's pages).
+                row["uss_mib"] = server.memory_full_info().uss / 2**20
                 rows.append(row)
                 print(f"{mode} {name}: server {row['server']:.2f} + hub {row['hub']:.2f} + proxy {row['proxy']:.2f} "
                       f"+ identity provider {row['idp']:.2f} "
                       f"= {row['total']:.2f} CPU-s, {'notebook' if launch else 'ready'} in {wall:.2f} s "
-                      f"(nice {server.nice()}), {load()}")
+                      f"(nice {server.nice()}, {row['uss_mib']:.0f} MiB of its own), {load()}")
             if fork:
                 forker = next(p for p in hub.children() if "casabook.hub.forkserver" in " ".join(p.cmdline()))
                 print(f"fork server (once per hub): {cpu(forker, with_children=False):.2f} CPU-s of imports")
@@ -106,7 +109,8 @@ def main(argv: list[str] | None = None) -> int:
 
         print(f"{mode}: median over {len(rows)} attendees: server {median('server'):.2f} + hub {median('hub'):.2f} "
               f"+ proxy {median('proxy'):.2f} + identity provider {median('idp'):.2f} = {median('total'):.2f} CPU-s; "
-              f"{'notebook' if args.launch else 'ready'} in {median('wall'):.2f} s")
+              f"{'notebook' if args.launch else 'ready'} in {median('wall'):.2f} s; "
+              f"{median('uss_mib'):.0f} MiB of its own per server")
     print(load())
     return 0
 
