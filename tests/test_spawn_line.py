@@ -58,7 +58,7 @@ def test_the_first_places_go_at_once_and_the_rest_wait_in_arrival_order():
 
 
 def test_a_timeout_in_line_leaves_it_and_the_next_one_moves_up():
-    async def apart():
+    async def scenario():
         line = Line(places=1)
         holder, impatient, patient = Ticket("holder"), Ticket("impatient"), Ticket("patient")
         await line.take(holder)
@@ -77,7 +77,7 @@ def test_a_timeout_in_line_leaves_it_and_the_next_one_moves_up():
         line.leave(patient)
         return line
 
-    line = run(apart())
+    line = run(scenario())
     assert line.holding == 0 and not line.waiting
 
 
