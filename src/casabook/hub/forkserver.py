@@ -44,6 +44,31 @@ def _preload() -> None:
     import nbgitpuller  # noqa: F401
 
 
+def rehome() -> list[str]:
+    """What the preloaded modules worked out from the fork server's home when they were imported,
+    worked out again from this process's environment (the attendee's); the server arguments that
+    set the rest. Left alone, every attendee would share the hub user's JupyterLab workspaces and
+    settings, trash folder and user site-packages. tests/test_forkserver.py scans the preloaded
+    modules for any such value that this misses."""
+    import importlib
+    import site
+
+    import send2trash.plat_other
+    from jupyterlab.commands import get_user_settings_dir, get_workspaces_dir
+
+    forkserver_site = site.USER_SITE
+    site.USER_BASE = site.USER_SITE = None
+    own_site = site.getusersitepackages()
+    if forkserver_site in sys.path:
+        sys.path.remove(forkserver_site)
+    if site.ENABLE_USER_SITE and os.path.isdir(own_site):
+        site.addsitedir(own_site)
+    importlib.reload(send2trash.plat_other)
+    # LabApp reads these into its class defaults at import: the command line overrides them.
+    return [f"--LabApp.user_settings_dir={get_user_settings_dir()}",
+            f"--LabApp.workspaces_dir={get_workspaces_dir()}"]
+
+
 def _reap(signum: int, frame: object) -> None:
     try:
         while os.waitpid(-1, os.WNOHANG)[0] > 0:
@@ -59,6 +84,7 @@ def _become_server(request: Mapping[str, object], channel: socket.socket) -> int
     os.close(channel.detach())
     os.setsid()  # as Popen(start_new_session=True): the hub's signals to its group are not ours
     signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    signal.signal(signal.SIGINT, signal.SIG_DFL)  # ignored by the fork server, not by a server
     devnull = os.open(os.devnull, os.O_RDONLY)
     os.dup2(devnull, 0)
     os.close(devnull)
@@ -67,7 +93,7 @@ def _become_server(request: Mapping[str, object], channel: socket.socket) -> int
     os.chdir(home)
     os.environ.clear()
     os.environ.update({str(k): str(v) for k, v in dict(request["env"]).items()})  # type: ignore[arg-type]
-    sys.argv = [str(a) for a in request["argv"]]  # type: ignore[union-attr]
+    sys.argv = [str(a) for a in request["argv"]] + rehome()  # type: ignore[union-attr]
     from jupyterhub.singleuser import main
 
     return main() or 0
