@@ -38,7 +38,7 @@ for name, module in list(sys.modules.items()):
     for key, value in list(vars(module).items()) if module else []:
         if isinstance(value, bytes):
             value = os.fsdecode(value)
-        if isinstance(value, (str, list, tuple)) and first in str(value) and not (
+        if isinstance(value, (str, list, tuple, dict, set)) and first in str(value) and not (
                 name in ("__main__", "__mp_main__", "posix", "os") or key == "environ"):
             leaks.append(f"{name}.{key} = {value!r:.100}")
 

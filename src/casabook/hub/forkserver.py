@@ -52,6 +52,7 @@ def rehome() -> list[str]:
     modules for any such value that this misses."""
     import importlib
     import site
+    import sysconfig
 
     import send2trash.plat_other
     from jupyterlab.commands import get_user_settings_dir, get_workspaces_dir
@@ -63,6 +64,9 @@ def rehome() -> list[str]:
         sys.path.remove(forkserver_site)
     if site.ENABLE_USER_SITE and os.path.isdir(own_site):
         site.addsitedir(own_site)
+    config_vars = sysconfig.get_config_vars()  # the dict itself, cached with the user base in it
+    if "userbase" in config_vars:
+        config_vars["userbase"] = site.getuserbase()
     importlib.reload(send2trash.plat_other)
     # LabApp reads these into its class defaults at import: the command line overrides them.
     return [f"--LabApp.user_settings_dir={get_user_settings_dir()}",
