@@ -9,6 +9,13 @@ once per --niceness value (the servers' steps below the hub), with servers forke
 processes of their own (--mode).
 
     .venv/bin/python benchmarks/bench_door.py [--admitted 10] [--refused 10] [--niceness 0 10] [--mode process]
+
+Measured on the 2-core machine (20 admitted, 10 refused, load average 2-3 from other work):
+  fork, niceness 0:     refused to the full page p50 2.00 s, p95 3.57 s; admitted ready p50 5.60 s
+  fork, niceness 10:    refused to the full page p50 1.22 s, p95 1.27 s; admitted ready p50 4.64 s
+  process, niceness 0:  refused p50 12.9 s; admitted p50 13.7 s (20 new Pythons at once)
+  process, niceness 10: refused p50 15.4 s; admitted p50 16.6 s, while other work took the load
+                        average from 7 to 12: no gain shown for processes of their own
 """
 
 from __future__ import annotations
