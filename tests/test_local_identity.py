@@ -13,8 +13,8 @@ from tornado import web
 from traitlets.config import Config
 
 from casabook.hub.caps import CappedGenericOAuthenticator
-from casabook.hub.config import ClaimOrSubject
-from hubfixtures import hub_factory  # noqa: F401 (fixture)
+from casabook.hub.config import ClaimOrSubject, configure, load_hub_facility
+from hubfixtures import REPO_ROOT, hub_factory  # noqa: F401 (fixture)
 
 
 @pytest.mark.parametrize(("user_info", "name"), [
@@ -24,6 +24,22 @@ from hubfixtures import hub_factory  # noqa: F401 (fixture)
 ], ids=["claim-wins", "unregistered-name-is-the-subject", "empty-claim-falls-back"])
 def test_claim_or_subject(user_info, name):
     assert ClaimOrSubject("preferred_username")(user_info) == name
+
+
+@pytest.mark.parametrize(("facility", "falls_back"), [("local", True), ("coffea-casa-cms", False)],
+                         ids=["local-provider-takes-the-subject", "facility-provider-keeps-its-claim"])
+def test_only_the_local_provider_falls_back_to_the_subject(tmp_path, facility, falls_back):
+    c = configure(Config(), load_hub_facility(REPO_ROOT, facility), REPO_ROOT, contact="Org <org@casabook.invalid>",
+                  environ={"CASABOOK_OIDC_CLIENT_SECRET": "s", "CMS_IAM_CLIENT_SECRET": "s"}, state_dir=tmp_path,
+                  issuer="http://127.0.0.1:9400")
+    authenticator = CappedGenericOAuthenticator(config=c)
+    assert authenticator.username_claim == "preferred_username"
+    if falls_back:
+        assert authenticator.user_info_to_username({"sub": "zoe", "email": "zoe"}) == "zoe"
+    else:
+        with pytest.raises(web.HTTPError) as refused:
+            authenticator.user_info_to_username({"sub": "zoe", "email": "zoe"})
+        assert refused.value.status_code == 403
 
 
 def test_a_facility_whose_provider_sends_no_user_name_gets_the_clear_page():

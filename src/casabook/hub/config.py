@@ -130,16 +130,14 @@ def apply_authenticator(c: Config, facility: Facility, *, client_secret: str | N
         s.admin_groups = set(auth.admin_groups)
 
 
-@dataclass(frozen=True)
-class ClaimOrSubject:
-    """OAuthenticator's username_claim as a callable: the user name from `claim`, else the OIDC
+class ClaimOrSubject(str):
+    """OAuthenticator's username_claim as a callable: the user name from this claim, else the OIDC
     subject. The local identity provider holds no claims for a name typed on its page that nobody
-    registered: it sends that name as `sub` alone."""
-
-    claim: str
+    registered: it sends that name as `sub` alone. A str still, the claim's name, so that the page
+    for an identity without either names the claim as before."""
 
     def __call__(self, user_info: Mapping[str, object]) -> object:
-        return user_info.get(self.claim) or user_info.get("sub")
+        return user_info.get(str(self)) or user_info.get("sub")
 
 
 def organisers_contact(workshop: Workshop, facility: Facility) -> str:
