@@ -33,10 +33,9 @@ from collections.abc import Mapping, Sequence
 
 def _preload() -> None:
     # Imported here, in the fork server only: the hub imports this module for ForkServer.
-    from casabook.hub.session import quicker_pull_polling, trim_startup
+    from casabook.hub.session import prepare
 
-    trim_startup()
-    quicker_pull_polling()
+    prepare()
     import jupyter_server.serverapp  # noqa: F401
     import jupyter_server_terminals  # noqa: F401
     import jupyterhub.singleuser  # noqa: F401

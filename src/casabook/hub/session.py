@@ -55,9 +55,15 @@ def quicker_pull_polling() -> None:
     handlers.gen.sleep = sleep
 
 
-def main() -> int:
+def prepare() -> None:
+    """Everything above, before the server is imported: here, and in the fork server of
+    casabook.hub.forkserver, which imports the server once for every attendee."""
     trim_startup()
     quicker_pull_polling()
+
+
+def main() -> int:
+    prepare()
     from jupyterhub.singleuser import main as singleuser_main
 
     return singleuser_main() or 0
