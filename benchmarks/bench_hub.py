@@ -34,6 +34,7 @@ import psutil
 
 from casabook.testing.hub import LocalHub
 from casabook.testing.materials import MaterialsRepo, notebook_text
+from casabook.testing.tuned import server_process
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,7 +83,6 @@ def main(argv: list[str] | None = None) -> int:
                 name = f"attendee{i}"
                 link = repo.launch_url(stack.hub_url, "nb/intro.ipynb")
                 before_hub, before_proxy, before_own = cpu(hub), cpu(proxy), own_cpu()
-                known = {p.pid for p in hub.children()}
                 t0 = time.perf_counter()
                 browser = stack.login(name)
                 t1 = time.perf_counter()
@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
                 page = stack.launch(browser, link, timings=phases)
                 t2 = time.perf_counter()
                 assert page.status_code == 200, page.status_code
-                server = next(p for p in hub.children() if p.pid not in known and "configurable-http-proxy" not in " ".join(p.cmdline()))
+                server = server_process(stack, name)  # forked from the fork server, or a child of the hub
                 server_cpu = cpu(server)
                 row = {"login": t1 - t0, "notebook": t2 - t1, "server": server_cpu,
                        "hub": cpu(hub) - before_hub, "proxy": cpu(proxy) - before_proxy,

@@ -27,12 +27,13 @@ AUTHENTICATOR_CLASSES = {
     "cilogon": "oauthenticator.cilogon.CILogonOAuthenticator",
     "github": "oauthenticator.github.GitHubOAuthenticator",
 }
-KUBESPAWNER_CLASS = "kubespawner.KubeSpawner"
+KUBESPAWNER_CLASS = "casabook.hub.line.KubeSpawnerInLine"
 LOCAL_SPAWNER_CLASS = "casabook.hub.spawner.LocalSessionSpawner"
 ORGANISER_SERVICE = "casabook-organiser"
 DEFAULT_URL = "/lab"
 SESSION_MODULE = "casabook.hub.session"
 SESSION_EXTENSIONS_OFF = ("jupyter_lsp", "notebook_shim")
+SPAWN_PENDING_PAGE_AFTER_SECONDS = 2
 
 
 @dataclass(frozen=True)
@@ -133,7 +134,8 @@ def apply_authenticator(c: Config, facility: Facility, *, client_secret: str | N
         for key, url in oidc_endpoints(facility, issuer).items():
             s[key] = url
         s.scope = list(auth.scopes)
-        s.username_claim = auth.username_claim
+        s.username_claim = (ClaimOrSubject(auth.username_claim) if auth.kind == "local-oidc"
+                            else auth.username_claim)
         s.login_service = ("casabook (local identity provider)" if auth.kind == "local-oidc"
                            else urlsplit(auth.issuer or "").hostname or "OIDC")
     elif auth.kind == "cilogon":
@@ -151,6 +153,16 @@ def apply_authenticator(c: Config, facility: Facility, *, client_secret: str | N
         s.auth_state_groups_key = f"oauth_user.{auth.groups_claim or 'groups'}"
         s.allowed_groups = set(auth.allowed_groups)
         s.admin_groups = set(auth.admin_groups)
+
+
+class ClaimOrSubject(str):
+    """OAuthenticator's username_claim as a callable: the user name from this claim, else the OIDC
+    subject. The local identity provider holds no claims for a name typed on its page that nobody
+    registered: it sends that name as `sub` alone. A str still, the claim's name, so that the page
+    for an identity without either names the claim as before."""
+
+    def __call__(self, user_info: Mapping[str, object]) -> object:
+        return user_info.get(str(self)) or user_info.get("sub")
 
 
 def organisers_contact(workshop: Workshop, facility: Facility) -> str:
@@ -171,10 +183,6 @@ def apply_cap(c: Config, facility: Facility, *, contact: str, waitlist_file: str
     c.ParticipantCap.contact = contact
     c.ParticipantCap.waitlist_file = waitlist_file
     c.JupyterHub.active_server_limit = facility.caps.concurrent_servers
-    c.JupyterHub.concurrent_spawn_limit = facility.caps.concurrent_spawns
-    # JupyterHub's default asks a throttled attendee to come back in 30-60 s; a spawn slot frees
-    # within seconds, so retrying sooner shortens a crowd's wait (measured by casabook rehearse).
-    c.JupyterHub.spawn_throttle_retry_range = (5, 15)
 
 
 def apply_registration(c: Config, facility: Facility, root: Path, *, state_dir: Path | str,
@@ -235,6 +243,17 @@ def apply_spawner(c: Config, facility: Facility, root: Path, *, state_dir: Path 
         c.Spawner.args = [*c.Spawner.args, f"--ServerApp.jpserver_extensions={{{disabled}}}"]
 
 
+def apply_spawn_line(c: Config, facility: Facility) -> None:
+    """Past concurrent_spawns, attendees wait in line on the progress page (casabook.hub.line):
+    the spawner keeps the limit, and JupyterHub's own, which answers with an error page, is lifted."""
+    c.JupyterHub.concurrent_spawn_limit = 0
+    c.SpawnLine.concurrent_spawns = facility.caps.concurrent_spawns
+    # JupyterHub holds the attendee's click this long before showing the spawn-pending page
+    # (default 10 s, a blank wait); the page is where the line tells them their place.
+    settings = dict(c.JupyterHub.tornado_settings) if "tornado_settings" in c.JupyterHub else {}
+    c.JupyterHub.tornado_settings = {**settings, "slow_spawn_timeout": SPAWN_PENDING_PAGE_AFTER_SECONDS}
+
+
 def apply_network(c: Config, facility: Facility, *, ports: Ports, state_dir: Path | None = None,
                   proxy_command: list[str] | None = None) -> None:
     """Listen where the facility says (loopback unless it says otherwise)."""
@@ -286,6 +305,7 @@ def configure(c: Config, facility: Facility, root: Path, *, contact: str,
               waitlist_file=str(state_dir / "waitlist.jsonl"), participants=participants)
     apply_registration(c, facility, root, state_dir=state_dir, environ=environ, tracks=tracks)
     apply_spawner(c, facility, root, state_dir=state_dir, lean_session=lean_session)
+    apply_spawn_line(c, facility)
     apply_network(c, facility, ports=ports, state_dir=state_dir, proxy_command=proxy_command)
     if organiser_token:
         apply_organiser_token(c, organiser_token)

@@ -19,10 +19,16 @@ from casabook.upstream.jupyterlab import skip_yarn_config
 from casabook.upstream.nbgitpuller import quicker_pull_polling
 
 
-def main() -> int:
+def prepare() -> None:
+    """The workarounds, before the server is imported: here, and in the fork server of
+    casabook.hub.forkserver, which imports the server once for every attendee."""
     import_without_iri_grammar()  # before jupyter_events brings it in with the grammar
     skip_yarn_config()
     quicker_pull_polling()
+
+
+def main() -> int:
+    prepare()
     from jupyterhub.singleuser import main as singleuser_main
 
     return singleuser_main() or 0
