@@ -26,11 +26,11 @@ def test_claim_or_subject(user_info, name):
     assert ClaimOrSubject("preferred_username")(user_info) == name
 
 
-@pytest.mark.parametrize(("facility", "falls_back"), [("local", True), ("coffea-casa-cms", False)],
+@pytest.mark.parametrize(("facility", "falls_back"), [("local", True), ("atlas-af", False)],
                          ids=["local-provider-takes-the-subject", "facility-provider-keeps-its-claim"])
 def test_only_the_local_provider_falls_back_to_the_subject(tmp_path, facility, falls_back):
     c = configure(Config(), load_hub_facility(REPO_ROOT, facility), REPO_ROOT, contact="Org <org@casabook.invalid>",
-                  environ={"CASABOOK_OIDC_CLIENT_SECRET": "s", "CMS_IAM_CLIENT_SECRET": "s"}, state_dir=tmp_path,
+                  environ={"CASABOOK_OIDC_CLIENT_SECRET": "s", "ATLAS_IAM_CLIENT_SECRET": "s"}, state_dir=tmp_path,
                   issuer="http://127.0.0.1:9400")
     authenticator = CappedGenericOAuthenticator(config=c)
     assert authenticator.username_claim == "preferred_username"
