@@ -147,6 +147,14 @@ def test_the_chart_loads_the_capped_authenticator(workshop_root, tmp_path, monke
         assert cls.__mro__[2] is coffea_hub_extra.CoffeaOAuthenticator
     authenticator = cls(config=c)
     assert authenticator.client_secret == "from-the-secret"
+    # The spawn line, inlined too, around the chart's real KubeSpawner.
+    from kubespawner import KubeSpawner
+
+    spawner = c.JupyterHub.spawner_class
+    assert issubclass(spawner, KubeSpawner) and spawner.__mro__[1].__name__ == "SpawnLine"
+    assert spawner.__mro__[1].__module__ != "casabook.hub.line"
+    assert c.SpawnLine.concurrent_spawns == chosen.caps.concurrent_spawns
+    assert c.JupyterHub.tornado_settings["slow_spawn_timeout"] == 2
     assert authenticator.participants == chosen.caps.participants
     assert authenticator.allow_all is False
     assert authenticator.waitlist_file == "/srv/jupyterhub/casabook-waitlist.jsonl"

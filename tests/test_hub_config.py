@@ -259,7 +259,9 @@ def test_helm_values_carry_the_facility(rendered_workshop, tmp_path, facility):
     assert "@casabook.example.org" in hub["config"]["ParticipantCap"]["contact"]
     assert hub["config"]["Authenticator"]["allow_all"] is False
     assert hub["activeServerLimit"] == chosen.caps.concurrent_servers
-    assert hub["concurrentSpawnLimit"] == chosen.caps.concurrent_spawns
+    # The spawn line keeps the limit; JupyterHub's own, which answers with an error page, is lifted.
+    assert hub["concurrentSpawnLimit"] == 0
+    assert hub["config"]["SpawnLine"]["concurrent_spawns"] == chosen.caps.concurrent_spawns
     assert f"{singleuser['image']['name']}:{singleuser['image']['tag']}" == chosen.spawner.image
     assert singleuser["cpu"]["limit"] == chosen.resources.cores_per_user
     assert singleuser["memory"]["limit"] == f"{chosen.resources.memory_gib_per_user:g}G"

@@ -19,11 +19,13 @@ from traitlets.config import Config
 
 from casabook import atomic
 from casabook.errors import CasabookError
-from casabook.hub import caps, chart, registrants
+from casabook.hub import caps, chart, line, registrants
 from casabook.hub.config import (
     DEFAULT_URL,
+    SPAWN_PENDING_PAGE_AFTER_SECONDS,
     apply_authenticator,
     apply_cap,
+    apply_spawn_line,
     organisers_contact,
     section,
 )
@@ -119,6 +121,17 @@ def extra_config(facility: Facility) -> str:
         f"c.JupyterHub.authenticator_class = {authenticator_expression(facility)}",
         f"c.{section(facility)}.client_secret = os.environ[{facility.authenticator.client_secret_env!r}]",
         "",
+        "# casabook: the spawn line (casabook.hub.line), inlined: past SpawnLine.concurrent_spawns attendees",
+        "# wait their turn on the progress page; JupyterHub's own limit, which answers with an error page,",
+        "# is lifted (hub.concurrentSpawnLimit: 0).",
+        inspect.getsource(line).rstrip(),
+        "",
+        "from kubespawner import KubeSpawner as _KubeSpawner",
+        "",
+        "c.JupyterHub.spawner_class = in_line(_KubeSpawner)",
+        "_settings = dict(c.JupyterHub.tornado_settings) if 'tornado_settings' in c.JupyterHub else {}",
+        f"c.JupyterHub.tornado_settings = {{**_settings, 'slow_spawn_timeout': {SPAWN_PENDING_PAGE_AFTER_SECONDS}}}",
+        "",
     ])
 
 
@@ -169,7 +182,9 @@ def hub_values(workshop: Workshop, facility: Facility) -> dict[str, Any]:
     apply_cap(c, facility, contact=organisers_contact(workshop, facility),
               waitlist_file=f"{HUB_DATA_DIR}/casabook-waitlist.jsonl")
     apply_validation_user(c)
-    config = {name: _plain(dict(c[name])) for name in (section(facility), "Authenticator", "ParticipantCap")}
+    apply_spawn_line(c, facility)
+    config = {name: _plain(dict(c[name])) for name in (section(facility), "Authenticator", "ParticipantCap",
+                                                        "SpawnLine")}
     # Helm replaces lists: an empty list would take away the admins a facility's own values name.
     config["Authenticator"].pop("admin_users", None)
     if admins := organiser_admins(workshop, facility):
@@ -183,7 +198,8 @@ def hub_values(workshop: Workshop, facility: Facility) -> dict[str, Any]:
         "extraConfig": {EXTRA_CONFIG_KEY: extra_config(facility)},
         "extraEnv": {env_name: {"valueFrom": {"secretKeyRef": {"name": secret_name(facility), "key": SECRET_KEY}}}},
         "activeServerLimit": facility.caps.concurrent_servers,
-        "concurrentSpawnLimit": facility.caps.concurrent_spawns,
+        # The spawn line keeps the limit (config.SpawnLine); JupyterHub's own would answer 429.
+        "concurrentSpawnLimit": 0,
         # No apiToken: the chart generates the prewarm service's token into its own Secret.
         "services": {PREWARM_SERVICE: {}, **validator_services()},
         "loadRoles": {prewarm_role()["name"]: prewarm_role(), **validator_roles()},
