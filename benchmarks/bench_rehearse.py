@@ -137,7 +137,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="try out: start attendees' servers at this niceness, so the hub and the identity "
                              "provider keep their share of the CPU while servers start (default: 0, as configured)")
     parser.add_argument("--concurrent-spawns", type=int, metavar="N",
-                        help="try out: the hub's concurrent_spawn_limit (default: the facility's)")
+                        help="try out: servers started at once, the rest waiting in the spawn line (default: the facility's)")
     parser.add_argument("--retry-range", metavar="LOW,HIGH",
                         help="try out: the seconds a 429 page asks attendees to wait (JupyterHub's default: 30,60)")
     parser.add_argument("--oauth-timeout", type=float, metavar="SECONDS",
@@ -153,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.nice:
         trials.append(f"c.Spawner.cmd = ['nice', '-n', '{args.nice}', *c.Spawner.cmd]")
     if args.concurrent_spawns:
-        trials.append(f"c.JupyterHub.concurrent_spawn_limit = {args.concurrent_spawns}")
+        trials.append(f"c.SpawnLine.concurrent_spawns = {args.concurrent_spawns}")
     if args.retry_range:
         low, high = (int(v) for v in args.retry_range.split(","))
         trials.append(f"c.JupyterHub.spawn_throttle_retry_range = ({low}, {high})")

@@ -125,7 +125,7 @@ async def prewarm_one(api: HubAPI, browser: Browser, name: str, source: Source, 
             except HubAPIError as error:
                 if error.status != 429:
                     raise
-                # The hub's concurrent-spawn limit: wait as it asks, like everyone else.
+                # A hub without the spawn line answers 429 past its concurrent-spawn limit: wait as it asks.
                 result.retries += 1
                 await asyncio.sleep(max_retry_wait)
         else:
@@ -156,7 +156,7 @@ async def prewarm(hub_url: str, token: str, source: Source, *, users: list[str] 
                   on_done: Callable[[PrewarmedUser], None] | None = None,
                   on_selected: Callable[[int], None] | None = None) -> PrewarmReport:
     """Start every selected participant's server and pull `source` into it, `concurrency` at a time
-    (keep it at or under the facility's concurrent_spawns, or the hub answers 429)."""
+    (more than the facility's concurrent_spawns wait in its spawn line)."""
     began = time.monotonic()
     report = PrewarmReport(hub_url, {"repo": source.repo, "branch": source.branch, "targetpath": source.targetpath})
     browser = Browser(PREWARM_SERVICE, token=token, timeout=pull_timeout, max_connections=max(concurrency * 2, 10))
