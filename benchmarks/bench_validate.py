@@ -55,8 +55,7 @@ def existing_notebooks_workshop(folder: Path) -> tuple[Path, list[str], list[str
 
 
 def generated_workshop(folder: Path, count: int = 8) -> Path:
-    sys.path.insert(0, str(REPO / "tests"))
-    from test_validate import make_workshop, notebook
+    from casabook.testing.matrix import make_workshop, notebook
 
     work = "import numpy as np\nrng = np.random.default_rng(1)\ntotal = float(rng.normal(size=2_000_000).sum())"
     return make_workshop(folder, {f"stand-in-{i}": notebook(work) for i in range(count)})

@@ -21,7 +21,7 @@ from casabook.model import load_workshop
 from casabook.validation.environments import facility_environment
 from casabook.validation.matrix import validate
 from casabook.validation.summary import environment_lines
-from test_validate import REPO, facility_file, make_workshop, notebook, write_results
+from casabook.testing.matrix import REPO, facility_file, make_workshop, notebook, write_results
 
 # --- the formats -------------------------------------------------------------------------------
 
