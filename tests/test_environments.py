@@ -26,7 +26,7 @@ from casabook.testing.matrix import REPO, facility_file, make_workshop, notebook
 # --- the formats -------------------------------------------------------------------------------
 
 PIP_LIST = json.dumps([{"name": "mplhep", "version": "0.3.40"}, {"name": "Func_ADL", "version": "3.5.0"},
-                       {"name": "mine", "version": "0.1", "editable_project_location": "/home/me/mine"}])
+                       {"name": "mine", "version": "0.1", "editable_project_location": "/srv/work/mine"}])
 PIP_FREEZE = "# made by pip freeze\nmplhep==0.3.40\nfunc-adl==3.5.0\ncoffea-casa @ git+https://github.com/CoffeaTeam/coffea-casa.git@1a2b\n"
 ENVIRONMENT_YML = """\
 name: base

@@ -511,7 +511,7 @@ def test_a_facility_with_registration_but_no_list_says_where_to_name_one(tmp_pat
 
 # id, the registration block, the mistake's key and words
 MODEL_MISTAKES = [
-    ("path-instead-of-a-variable", {"file_env": "/home/org/registrants.csv"}, "registration.file_env",
+    ("path-instead-of-a-variable", {"file_env": "/srv/org/registrants.csv"}, "registration.file_env",
      "expected the NAME of an environment variable"),
     ("unknown-walk-in-policy", {"file_env": "LIST", "walk_ins": "anyone"}, "registration.walk_ins", "'none' or 'up-to-cap'"),
     ("misspelt-key", {"file_env": "LIST", "walkins": "none"}, "registration.walkins", "unknown key"),
