@@ -50,7 +50,14 @@ def require_loopback(url: str, key: str) -> str:
 
 
 def user_path(name: str) -> str:
+    """A user name in a REST API path (/hub/api/users/<name>): everything escaped."""
     return quote(name, safe="")
+
+
+def server_path(name: str) -> str:
+    """A user's server prefix as JupyterHub spells it (its url_escape_path): '@' and '~' stay as they
+    are, so a user named by an e-mail address reaches /user/ann@example.org/, the server's base URL."""
+    return quote(name, safe="@~")
 
 
 async def read_events(response: httpx.Response, *, limit: int = 10_000) -> AsyncIterator[dict[str, Any]]:

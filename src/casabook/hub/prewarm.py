@@ -22,13 +22,12 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import quote
 
 import httpx
 from rich.console import Console
 
 from casabook.errors import CasabookError
-from casabook.hub.api import HubAPI, HubAPIError, SpawnFailed
+from casabook.hub.api import HubAPI, HubAPIError, SpawnFailed, server_path
 from casabook.hub.browser import Browser, PageError, PullFailed
 from casabook.hub.validator import is_participant
 from casabook.links import Source
@@ -44,12 +43,6 @@ PREWARM_TOKEN_ENV = "CASABOOK_PREWARM_TOKEN"
 # access:servers: call nbgitpuller inside each server.
 PREWARM_SCOPES = ("list:users", "read:users", "servers", "access:servers")
 MAX_RETRIES = 8
-
-
-def server_path(name: str) -> str:
-    """A user's server prefix as JupyterHub spells it (its url_escape_path): '@' and '~' stay as they
-    are, so a user named by an e-mail address reaches /user/ann@example.org/, the server's base URL."""
-    return quote(name, safe="@~")
 
 
 def prewarm_role() -> dict[str, Any]:

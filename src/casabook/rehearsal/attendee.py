@@ -28,7 +28,7 @@ from urllib.parse import unquote, urlsplit
 
 import httpx
 
-from casabook.hub.api import user_path
+from casabook.hub.api import server_path, user_path
 from casabook.hub.browser import SCRIPT, Browser, OffLoopback, PageError, PullFailed, check_loopback, page_text
 from casabook.rehearsal.results import AttendeeResult, ErrorPage, Outcome
 
@@ -310,7 +310,7 @@ class Attendee:
             self.result.spawn_s = round(time.monotonic() - began, 3)
         elif not (response.status_code == 400 and "already running" in page_text(response)):
             raise Stop(Outcome.SPAWN_FAILED, f"HTTP {response.status_code}: {page_text(response)[:200]}")
-        page_url = f"{hub}/user/{user_path(self.name)}/git-pull?{parts.query}"
+        page_url = f"{hub}/user/{server_path(self.name)}/git-pull?{parts.query}"
         response = await browser.navigate(page_url)
         if response.status_code >= 400:
             self._met(response.status_code, response.url.path, _page_message(page_text(response)))

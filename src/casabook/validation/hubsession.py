@@ -16,7 +16,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from casabook.errors import CasabookError
-from casabook.hub.api import HubAPI, SpawnFailed, require_loopback, user_path
+from casabook.hub.api import HubAPI, SpawnFailed, require_loopback, server_path
 from casabook.hub.validator import VALIDATOR_TOKEN_ENV, VALIDATOR_USER, validator_scopes
 from casabook.model import Facility, Workshop
 
@@ -98,7 +98,7 @@ async def start_server(api: HubAPI, target: HubTarget) -> tuple[str, bool]:
             raise CasabookError("hub-spawn", f"{target.user}'s server on {target.hub_url} did not start: {failed}",
                                 key="--hub") from None
         model = await api.user(target.user) or model
-    path = model.get("server") or f"/user/{user_path(target.user)}/"
+    path = model.get("server") or f"/user/{server_path(target.user)}/"
     return f"{target.hub_url}{path}", state == "running"
 
 
