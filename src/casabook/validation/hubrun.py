@@ -138,12 +138,12 @@ def _papermill(nb: Any, km: Any, parameters: dict[str, Any], limits: Limits, exe
     from papermill.exceptions import PapermillExecutionError
 
     from casabook.validation.preload import ENGINE
-    from casabook.validation.run import _save, _source_cell, strip_ansi
+    from casabook.validation.run import save_executed, source_cell, strip_ansi
 
     managers: list[Any] = []
 
     def on_cell_start(executed_nb: Any, index: int) -> None:
-        cell_started(_source_cell(executed_nb, index))
+        cell_started(source_cell(executed_nb, index))
 
     def failed(kind: str, message: str, traceback: str = "") -> None:
         state["failures"] = [Failure(kind=kind, cell=state["cell"], message=message,  # type: ignore[arg-type]
@@ -165,13 +165,13 @@ def _papermill(nb: Any, km: Any, parameters: dict[str, Any], limits: Limits, exe
     except PapermillExecutionError as error:
         failed("error", f"{error.ename}: {error.evalue}", strip_ansi("\n".join(error.traceback)))
     except CellTimeoutError:
-        _save(managers, executed)
+        save_executed(managers, executed)
         failed("cell-timeout", f"the cell ran past the per-cell limit of {limits.cell_timeout_s:g} s")
     except DeadKernelError:
-        _save(managers, executed)
+        save_executed(managers, executed)
         failed("kernel-died", "the kernel in the hub session died while the cell ran")
     except Exception as error:  # noqa: BLE001 - the websocket or the server gone: this run's failure
-        _save(managers, executed)
+        save_executed(managers, executed)
         failed("kernel-died", f"the hub session's kernel stopped answering: {error}"[:300])
     finally:
         # The server shuts a kernel down gracefully (seconds): that is the session's time, not the notebook's.

@@ -129,7 +129,7 @@ def _run(spec: RunSpec, conn: Connection, log: Any) -> dict[str, Any]:
     current: list[CellRef | None] = [None]
 
     def on_cell_start(executed_nb: Any, executed_index: int) -> None:
-        ref = _source_cell(executed_nb, executed_index)
+        ref = source_cell(executed_nb, executed_index)
         current[0] = ref
         conn.send(("cell", ref.index, ref.first_line))
 
@@ -155,11 +155,11 @@ def _run(spec: RunSpec, conn: Connection, log: Any) -> dict[str, Any]:
         return _failed(Failure(kind="error", cell=current[0], message=f"{error.ename}: {error.evalue}",
                                traceback=strip_ansi("\n".join(error.traceback))))
     except CellTimeoutError:
-        _save(managers, spec.output_path)
+        save_executed(managers, spec.output_path)
         return _failed(Failure(kind="cell-timeout", cell=current[0],
                                message=f"the cell ran past the per-cell limit of {spec.cell_timeout:g} s"))
     except DeadKernelError:
-        _save(managers, spec.output_path)
+        save_executed(managers, spec.output_path)
         code = km.provisioner.process.poll() if km.provisioner and km.provisioner.process else None
         return _failed(Failure(kind="kernel-died", cell=current[0],
                                message=f"the kernel died while the cell ran (exit status {code})",
@@ -175,7 +175,7 @@ def _run(spec: RunSpec, conn: Connection, log: Any) -> dict[str, Any]:
     return {"failures": [], "results": _results(spec.results_path)}
 
 
-def _save(managers: list[Any], path: Path) -> None:
+def save_executed(managers: list[Any], path: Path) -> None:
     """The notebook as far as it ran, for a run papermill stopped without saving."""
     from papermill.iorw import write_ipynb
 
@@ -183,7 +183,7 @@ def _save(managers: list[Any], path: Path) -> None:
         write_ipynb(managers[0].nb, str(path))
 
 
-def _source_cell(executed_nb: Any, executed_index: int) -> CellRef:
+def source_cell(executed_nb: Any, executed_index: int) -> CellRef:
     """The cell as the attendee sees it: papermill's injected parameters cell shifts those after it by one."""
     from casabook.validation.checks import INJECTED_TAG, first_line
 
